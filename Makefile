@@ -1,0 +1,118 @@
+# mqttaction.emqx: developer and CI entry points.
+#
+#   make test        everything CI runs: lint, sanity, unit, build, molecule
+#   make lint        yamllint + ansible-lint (profile production)
+#   make sanity      ansible-test sanity on a copy under ansible_collections/
+#   make unit        pytest unit tests
+#   make build       build the collection and install it into a scratch path
+#   make molecule    every molecule scenario (brings the lab up, tears it down)
+#   make molecule-<scenario>   one scenario, e.g. make molecule-lab
+#   make lab-up / lab-down     the test lab alone
+#
+# From a fresh Debian 12 machine, as root: apt-get install -y make && make test
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := test
+
+PYTHON ?= python3
+ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+VENV := $(ROOT)/.venv
+LAB := $(ROOT)/.lab
+COLLECTIONS := $(LAB)/collections
+# Outside the work tree: ansible-test would otherwise see the enclosing git
+# checkout, in which .lab/ is ignored, and test nothing.
+SANITY_ROOT := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mqttaction-emqx/sanity/ansible_collections/mqttaction/emqx
+SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard $(ROOT)/molecule/*/molecule.yml))))
+
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export ANSIBLE_NOCOLOR := 1
+export PY_COLORS := 0
+
+.PHONY: test prereqs venv collection lint sanity unit build molecule lab-up lab-down lab-status clean
+
+test: venv lint sanity unit build molecule
+	@echo "make test: all checks passed"
+
+# Debian packages the tool chain itself needs; the lab installs docker.io and
+# debootstrap on its own when they are missing.
+prereqs:
+	@missing=""; \
+	$(PYTHON) -c 'import ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	for tool in ssh-keygen:openssh-client curl:curl rsync:rsync git:git; do \
+	  command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+venv: prereqs $(VENV)/.installed collection
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	touch $@
+
+# The working tree, seen by Ansible as the collection mqttaction.emqx.
+collection:
+	@mkdir -p $(COLLECTIONS)/ansible_collections/mqttaction
+	@ln -sfn $(ROOT) $(COLLECTIONS)/ansible_collections/mqttaction/emqx
+
+lint: venv
+	yamllint --strict .
+	ansible-lint
+
+# ansible-test wants the collection at .../ansible_collections/<ns>/<name>;
+# it gets a copy of the files git would ship (tracked or not ignored).
+sanity: venv
+	rm -rf $(SANITY_ROOT) && mkdir -p $(SANITY_ROOT)
+	cd $(ROOT) && git ls-files --cached --others --exclude-standard -z \
+	  | rsync -a --from0 --files-from=- ./ $(SANITY_ROOT)/
+	pip_version=$$(python -c 'import inspect, re; from ansible_test._internal import python_requirements as r; \
+	  print(re.search(r"pip=.([0-9.]+).", inspect.getsource(r.get_venv_packages)).group(1))'); \
+	  install -D -m 0644 tests/lab/ansible_test_get_pip.py \
+	    $(HOME)/.ansible/test/cache/get_pip_$${pip_version//./_}.py
+	cd $(SANITY_ROOT) && ansible-test sanity --venv --python 3.11 --color no
+
+unit: venv
+	pytest -q tests/unit
+
+build: venv
+	rm -rf $(LAB)/dist && mkdir -p $(LAB)/dist
+	ansible-galaxy collection build --force --output-path $(LAB)/dist $(ROOT)
+	ansible-galaxy collection install --force -p $(LAB)/dist/installed $(LAB)/dist/mqttaction-emqx-*.tar.gz
+	test -f $(LAB)/dist/installed/ansible_collections/mqttaction/emqx/MANIFEST.json
+	@if tar -tzf $(LAB)/dist/mqttaction-emqx-*.tar.gz | grep -E '^(tests|molecule|\.lab|\.venv)/'; then \
+	  echo "build_ignore leaks test or lab material into the artifact"; exit 1; fi
+
+lab-up: venv
+	$(PYTHON) tests/lab/labctl.py up
+
+lab-down:
+	$(PYTHON) tests/lab/labctl.py down
+
+lab-status:
+	$(PYTHON) tests/lab/labctl.py status
+
+# Every scenario runs against a freshly started lab; the lab is torn down
+# afterwards whether the scenarios passed or not.
+molecule: lab-up
+	@status=0; \
+	for scenario in $(SCENARIOS); do \
+	  echo "=== molecule scenario $$scenario"; start=$$(date +%s); \
+	  if molecule test -s $$scenario; then result=passed; else result=FAILED; status=1; fi; \
+	  echo "=== molecule scenario $$scenario $$result in $$(( $$(date +%s) - start )) s"; \
+	  [ $$status -eq 0 ] || break; \
+	done; \
+	$(PYTHON) tests/lab/labctl.py down; \
+	exit $$status
+
+molecule-%: lab-up
+	molecule test -s $*
+
+clean: lab-down
+	rm -rf $(LAB) $(ROOT)/.ansible
