@@ -84,8 +84,14 @@ unit: venv
 build: venv
 	rm -rf $(LAB)/dist && mkdir -p $(LAB)/dist
 	ansible-galaxy collection build --force --output-path $(LAB)/dist $(ROOT)
-	ansible-galaxy collection install --force -p $(LAB)/dist/installed $(LAB)/dist/mqttaction-emqx-*.tar.gz
+	ANSIBLE_COLLECTIONS_PATH=$(LAB)/dist/installed \
+	  ansible-galaxy collection install --force -p $(LAB)/dist/installed $(LAB)/dist/mqttaction-emqx-*.tar.gz
 	test -f $(LAB)/dist/installed/ansible_collections/mqttaction/emqx/MANIFEST.json
+	@# Every module of the installed artifact must render with ansible-doc.
+	@for module in $(notdir $(basename $(wildcard $(ROOT)/plugins/modules/*.py))); do \
+	  echo "ansible-doc mqttaction.emqx.$$module"; \
+	  ANSIBLE_COLLECTIONS_PATH=$(LAB)/dist/installed ansible-doc mqttaction.emqx.$$module > /dev/null; \
+	done
 	@if tar -tzf $(LAB)/dist/mqttaction-emqx-*.tar.gz | grep -E '^(tests|molecule|\.lab|\.venv)/'; then \
 	  echo "build_ignore leaks test or lab material into the artifact"; exit 1; fi
 

@@ -100,14 +100,17 @@ def ensure_docker(timeout: float = 90.0) -> None:
         apt_env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         run(["apt-get", "update", "-qq"], env=apt_env)
         run(["apt-get", "install", "-y", "-qq", "docker.io"], env=apt_env)
-        if docker_answers():  # the package's service may have started it
-            return
-    log(f"starting dockerd (log: {DOCKERD_LOG})")
-    with open(DOCKERD_LOG, "ab") as out:
-        subprocess.Popen(  # pylint: disable=consider-using-with
-            ["dockerd"], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    if Path("/run/systemd/system").is_dir():
+        # A machine booted with systemd runs the engine as the package's service.
+        log("starting docker.service")
+        run(["systemctl", "start", "docker.service"])
+    else:
+        log(f"starting dockerd (log: {DOCKERD_LOG})")
+        with open(DOCKERD_LOG, "ab") as out:
+            subprocess.Popen(  # pylint: disable=consider-using-with
+                ["dockerd"], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if docker_answers():
@@ -358,7 +361,23 @@ def down() -> None:
     volumes = docker("volume", "ls", "-q", "--filter", f"label={LABEL}").split()
     if volumes:
         docker("volume", "rm", *volumes, check=False)
+    left = leftovers()
+    if left:
+        raise LabError(f"teardown left these behind: {', '.join(left)}")
     log(f"lab down: removed {len(ids)} containers; images kept")
+
+
+def leftovers() -> list:
+    """Lab containers, networks and volumes that still exist."""
+    found = []
+    for kind, filters in (("container", ["ps", "-a"]), ("network", ["network", "ls"]),
+                          ("volume", ["volume", "ls"])):
+        for label in (LABEL, "owner=molecule"):
+            if kind == "volume" and label != LABEL:
+                continue
+            names = docker(*filters, "-q", "--filter", f"label={label}").split()
+            found += [f"{kind} {name}" for name in names]
+    return found
 
 
 def status() -> None:

@@ -129,8 +129,36 @@ def test_engine_started_when_not_answering(monkeypatch, tmp_path):
     monkeypatch.setattr(labctl, "DOCKERD_LOG", tmp_path / "dockerd.log")
     monkeypatch.setattr(labctl.subprocess, "Popen", lambda cmd, **kw: started.append(cmd))
     monkeypatch.setattr(labctl.time, "sleep", lambda _s: None)
+    monkeypatch.setattr(labctl, "Path", lambda p: tmp_path / "no-systemd" if p == "/run/systemd/system" else Path(p))
     labctl.ensure_docker(timeout=5)
     assert started == [["dockerd"]]
+
+
+def test_engine_started_as_service_under_systemd(monkeypatch, tmp_path):
+    answers = iter([False, True])
+    calls = []
+    monkeypatch.setattr(labctl, "docker_answers", lambda: next(answers))
+    monkeypatch.setattr(labctl.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(labctl, "Path", lambda p: tmp_path if p == "/run/systemd/system" else Path(p))
+    monkeypatch.setattr(labctl, "run", lambda cmd, **kw: calls.append(cmd))
+    monkeypatch.setattr(labctl.subprocess, "Popen", lambda cmd, **kw: calls.append(cmd))
+    monkeypatch.setattr(labctl.time, "sleep", lambda _s: None)
+    labctl.ensure_docker(timeout=5)
+    assert calls == [["systemctl", "start", "docker.service"]]
+
+
+def test_teardown_fails_when_something_is_left(monkeypatch):
+    listed = {("ps", "-a"): "abc123", ("network", "ls"): "", ("volume", "ls"): "vol1"}
+
+    def fake_docker(*args, **_kw):
+        if args[0] in ("rm", "volume") and args[1] in ("-f", "rm"):
+            return ""
+        return listed.get(tuple(args[:2]), "") if "label=owner=molecule" not in args else ""
+
+    monkeypatch.setattr(labctl, "docker_answers", lambda: True)
+    monkeypatch.setattr(labctl, "docker", fake_docker)
+    with pytest.raises(labctl.LabError, match="container abc123.*volume vol1"):
+        labctl.down()
 
 
 def test_engine_that_never_answers_fails_with_its_log(monkeypatch, tmp_path):
@@ -141,5 +169,6 @@ def test_engine_that_never_answers_fails_with_its_log(monkeypatch, tmp_path):
     monkeypatch.setattr(labctl.subprocess, "Popen", lambda cmd, **kw: None)
     monkeypatch.setattr(labctl.time, "sleep", lambda _s: None)
     monkeypatch.setattr(labctl.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(labctl, "Path", lambda p: tmp_path / "no-systemd" if p == "/run/systemd/system" else Path(p))
     with pytest.raises(labctl.LabError, match="dockerd.log"):
         labctl.ensure_docker(timeout=30)
