@@ -7,6 +7,7 @@
 Data: the {mapping, Key, ...} entries of the cuttlefish schema files at tag
 v4.4.4 of EMQX. A ``$name`` segment matches any one segment. Application
 ``emqx`` is emqx.conf; any other is that plugin's ``plugins/<app>.conf``.
+The Erlang comments inside two enums of the schema are left out.
 """
 
 from __future__ import annotations
@@ -736,8 +737,8 @@ KEYS = {
     'broker.sys_heartbeat': {'emqx': '{duration, ms}'},
     'broker.enable_session_registry': {'emqx': 'flag'},
     'broker.session_locking_strategy': {'emqx': '{enum, [local,leader,quorum,all]}'},
-    'broker.shared_subscription_strategy': {'emqx': '{enum, [random, %% randomly pick a subscriber round_robin, %% round robin alive subscribers one message after another sticky, %% pick a random subscriber and stick to it hash, %% hash client ID to a group member local, %% send to some locally available subscriber hash_clientid, hash_topic ]}'},
-    'broker.$name.shared_subscription_strategy': {'emqx': '{enum, [random, %% randomly pick a subscriber round_robin, %% round robin alive subscribers one message after another sticky, %% pick a random subscriber and stick to it hash, %% hash client ID to a group member local, %% send to some locally available subscriber hash_clientid, hash_topic ]}'},
+    'broker.shared_subscription_strategy': {'emqx': '{enum, [random, round_robin, sticky, hash, local, hash_clientid, hash_topic]}'},
+    'broker.$name.shared_subscription_strategy': {'emqx': '{enum, [random, round_robin, sticky, hash, local, hash_clientid, hash_topic]}'},
     'broker.shared_dispatch_ack_enabled': {'emqx': '{enum, [true, false]}'},
     'broker.route_batch_clean': {'emqx': 'flag'},
     'broker.perf.route_lock_type': {'emqx': '{enum, [key, tab, global]}'},

@@ -96,3 +96,10 @@ def test_filter_names_plugin_file():
     assert errors({"retainer.storage_type": "cloud"}, app="emqx_retainer") == [
         "plugins/emqx_retainer.conf: retainer.storage_type = 'cloud' is not a valid {enum, [ram, disc, disc_only]}"
     ]
+
+
+def test_enums_with_schema_comments_keep_their_values():
+    datatype = conf.lookup("broker.shared_subscription_strategy")
+    for value in ("random", "round_robin", "sticky", "hash", "local", "hash_clientid", "hash_topic"):
+        assert conf.value_fits(value, datatype), value
+    assert not conf.value_fits("randomly", datatype)
