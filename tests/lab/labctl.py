@@ -44,9 +44,14 @@ IMAGES = [
     ("host", f"mqttaction-lab/host:{SUITE}", BASE_IMAGE),
     ("registry", "mqttaction-lab/registry:2", BASE_IMAGE),
     ("probe", "mqttaction-lab/probe:1", BASE_IMAGE),
+    # The EMQX 4.4.4 test double: never named emqx/emqx, says what it is.
+    ("emqx-double", "mqttaction-lab/emqx-double:4.4.4", BASE_IMAGE),
 ]
 # Images pushed into the lab registry at `up`, under these repository names.
-PUSHED = {"mqttaction-lab/probe:1": "lab/probe:1"}
+PUSHED = {
+    "mqttaction-lab/probe:1": "lab/probe:1",
+    "mqttaction-lab/emqx-double:4.4.4": "emqx-double:4.4.4",
+}
 
 
 class LabError(RuntimeError):

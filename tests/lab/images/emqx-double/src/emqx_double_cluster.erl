@@ -1,0 +1,201 @@
+%% emqx-double (a test double of EMQX 4.4.4, not EMQX): cluster membership.
+%% Membership is mnesia's, as with ekka: the schema lives on disc under
+%% data/mnesia/<node>, `running_nodes` is running_db_nodes and
+%% `stopped_nodes` is db_nodes -- running. Static discovery joins the oldest
+%% live seed and retries every 5 s while a seed is missing.
+-module(emqx_double_cluster).
+-behaviour(gen_server).
+
+-export([start_mnesia/0, start_link/0, info/0, join/1, leave/0, force_leave/1,
+         running_nodes/0, prepare_removal/0, reset_schema/0]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+
+-define(RETRY_MS, 5000).
+-define(CALL_TIMEOUT, 120000).
+
+%% ---------------------------------------------------------------------------
+%% mnesia
+
+start_mnesia() ->
+    Dir = mnesia:system_info(directory),
+    case filelib:is_regular(filename:join(Dir, "schema.DAT")) of
+        true -> ok;
+        false -> ok = mnesia:create_schema([node()])
+    end,
+    ok = mnesia:start(),
+    ok = mnesia:wait_for_tables([schema], 30000).
+
+running_nodes() -> lists:sort(mnesia:system_info(running_db_nodes)).
+
+info() ->
+    Running = mnesia:system_info(running_db_nodes),
+    Stopped = mnesia:system_info(db_nodes) -- Running,
+    #{running_nodes => lists:sort(Running), stopped_nodes => lists:sort(Stopped)}.
+
+in_cluster(Node) -> lists:member(Node, mnesia:system_info(db_nodes)).
+
+is_running(Node) ->
+    rpc:call(Node, emqx_double, is_running, [], 5000) =:= true.
+
+%% Fresh standalone schema on this node (after leave / failed join).
+reset_schema() ->
+    stopped = mnesia:stop(),
+    ok = mnesia:delete_schema([node()]),
+    ok = mnesia:create_schema([node()]),
+    ok = mnesia:start(),
+    ok.
+
+prepare_removal() ->
+    stopped = mnesia:stop(),
+    ok.
+
+do_join(Node) ->
+    stopped = mnesia:stop(),
+    ok = mnesia:delete_schema([node()]),
+    ok = mnesia:start(),
+    case mnesia:change_config(extra_db_nodes, [Node]) of
+        {ok, [Node]} ->
+            case mnesia:change_table_copy_type(schema, node(), disc_copies) of
+                {atomic, ok} -> ok;
+                {aborted, {already_exists, schema, _, disc_copies}} -> ok;
+                Other -> recover({copy_schema, Other})
+            end;
+        {ok, []} -> recover({node_down, Node});
+        Other -> recover(Other)
+    end.
+
+recover(Reason) ->
+    catch reset_schema(),
+    {error, Reason}.
+
+%% ---------------------------------------------------------------------------
+%% API, serialised through the server
+
+start_link() -> gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
+
+join(Node) -> gen_server:call(?MODULE, {join, Node}, ?CALL_TIMEOUT).
+leave() -> gen_server:call(?MODULE, leave, ?CALL_TIMEOUT).
+force_leave(Node) -> gen_server:call(?MODULE, {force_leave, Node}, ?CALL_TIMEOUT).
+
+init([]) ->
+    mnesia:subscribe(system),
+    case emqx_double:conf("cluster.discovery", "manual") of
+        "static" ->
+            emqx_double:say("autocluster: static discovery, seeds ~0p", [emqx_double:seeds()]),
+            self() ! autocluster;
+        "manual" -> ok;
+        Other ->
+            emqx_double:say("[warning] cluster.discovery = ~s is not emulated; "
+                            "behaving as manual", [Other])
+    end,
+    {ok, #{}}.
+
+handle_call({join, Node}, _From, S) -> {reply, handle_join(Node), S};
+handle_call(leave, _From, S) -> {reply, handle_leave(), S};
+handle_call({force_leave, Node}, _From, S) -> {reply, handle_force_leave(Node), S};
+handle_call(_, _From, S) -> {reply, {error, unknown}, S}.
+
+handle_cast(_, S) -> {noreply, S}.
+
+handle_info(autocluster, S) ->
+    case autocluster() of
+        done -> emqx_double:say("autocluster: all seeds are in the cluster", []);
+        retry -> erlang:send_after(?RETRY_MS, self(), autocluster)
+    end,
+    {noreply, S};
+handle_info({mnesia_system_event, {mnesia_down, N}}, S) when N =/= node() ->
+    emqx_double:say("mnesia down: ~s", [N]), {noreply, S};
+handle_info({mnesia_system_event, {mnesia_up, N}}, S) when N =/= node() ->
+    emqx_double:say("mnesia up: ~s", [N]), {noreply, S};
+handle_info({mnesia_system_event, {inconsistent_database, Ctx, N}}, S) ->
+    emqx_double:say("[warning] mnesia inconsistent_database ~p with ~s", [Ctx, N]),
+    {noreply, S};
+handle_info(_, S) -> {noreply, S}.
+
+terminate(_, _) -> ok.
+
+handle_join(Node) when Node =:= node() -> ignore;
+handle_join(Node) ->
+    case {in_cluster(Node), is_running(Node)} of
+        {true, _} -> {error, {already_in_cluster, Node}};
+        {false, false} -> {error, {node_down, Node}};
+        {false, true} ->
+            emqx_double:say("joining the cluster of ~s", [Node]),
+            Result = do_join(Node),
+            resubscribe(),
+            Result
+    end.
+
+handle_leave() ->
+    case mnesia:system_info(running_db_nodes) -- [node()] of
+        [] -> {error, node_not_in_cluster};
+        Others ->
+            stopped = mnesia:stop(),
+            Left = lists:any(fun(N) ->
+                                     case rpc:call(N, mnesia, del_table_copy, [schema, node()], 30000) of
+                                         {atomic, ok} -> true;
+                                         _ -> false
+                                     end
+                             end, Others),
+            ok = mnesia:delete_schema([node()]),
+            ok = mnesia:create_schema([node()]),
+            ok = mnesia:start(),
+            resubscribe(),
+            case Left of
+                true -> ok;
+                false -> {error, {failed_to_leave, Others}}
+            end
+    end.
+
+handle_force_leave(Node) when Node =:= node() -> ignore;
+handle_force_leave(Node) ->
+    case {in_cluster(Node), lists:member(Node, mnesia:system_info(running_db_nodes))} of
+        {false, _} -> {error, node_not_in_cluster};
+        {true, true} ->
+            ok = rpc:call(Node, ?MODULE, prepare_removal, [], 30000),
+            R = mnesia:del_table_copy(schema, Node),
+            rpc:call(Node, ?MODULE, reset_schema, [], 30000),
+            atomic_ok(R);
+        {true, false} ->
+            atomic_ok(mnesia:del_table_copy(schema, Node))
+    end.
+
+atomic_ok({atomic, ok}) -> ok;
+atomic_ok({aborted, Reason}) -> {error, Reason}.
+
+resubscribe() -> mnesia:subscribe(system).
+
+%% One round of static discovery. `done` when every seed runs in our cluster.
+autocluster() ->
+    Seeds = [S || S <- emqx_double:seeds(), S =/= node()],
+    Alive = [S || S <- Seeds, net_adm:ping(S) =:= pong, is_running(S)],
+    maybe_join(Alive),
+    case Seeds -- mnesia:system_info(running_db_nodes) of
+        [] -> done;
+        Missing ->
+            emqx_double:say("autocluster: discovered nodes outside cluster or down: ~0p; "
+                            "retrying in ~p ms", [Missing, ?RETRY_MS]),
+            retry
+    end.
+
+maybe_join([]) -> ok;
+maybe_join(Alive) ->
+    Known = mnesia:system_info(db_nodes),
+    case Alive -- Known of
+        [] -> ok;
+        _ ->
+            Ages = lists:sort([{emqx_double:started_at(), node()}
+                               | [{rpc:call(N, emqx_double, started_at, [], 5000), N}
+                                  || N <- Alive]]),
+            case [N || {T, N} <- Ages, is_integer(T)] of
+                [Oldest | _] when Oldest =/= node() ->
+                    case lists:member(Oldest, Known) of
+                        true -> ok;
+                        false ->
+                            emqx_double:say("autocluster: joining with ~s", [Oldest]),
+                            R = handle_join(Oldest),
+                            emqx_double:say("autocluster: join ~s: ~0p", [Oldest, R])
+                    end;
+                _ -> ok
+            end
+    end.
