@@ -86,6 +86,7 @@ _value:
     epmd: {description: Whether epmd mode is on., type: bool}
     listeners: {description: Host port of each listener., type: dict}
     published: {description: Host port to container port, for every port the node publishes., type: dict}
+    publish: {description: The same as C(host:container) strings, sorted by host port., type: list, elements: str}
 """
 
 from ansible.errors import AnsibleFilterError

@@ -107,8 +107,8 @@ def host_instances(host, count=1, basename="emqx", rpc_port_discovery="auto",
 
     ``host`` is the address the other nodes reach this host at (EMQX_HOST).
     Each entry: index, name, node, host, container, dist_port, rpc_port,
-    epmd (bool), published (host port -> container port) and listeners
-    (listener -> host port).
+    epmd (bool), listeners (listener -> host port), published (host port ->
+    container port) and publish (the same as "host:container" strings).
     """
     if not host or not isinstance(host, str) or " " in host or "@" in host:
         raise TopologyError("emqx_node_host %r must be an address or host name without spaces" % (host,))
@@ -151,6 +151,7 @@ def host_instances(host, count=1, basename="emqx", rpc_port_discovery="auto",
             "epmd": bool(with_epmd),
             "listeners": listeners,
             "published": published,
+            "publish": ["%d:%d" % (port, published[port]) for port in sorted(published)],
         })
     check_port_clashes(nodes)
     return nodes

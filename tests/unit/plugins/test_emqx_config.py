@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_the_shipped_settings_are_all_valid():
-    shipped = yaml.safe_load((ROOT / "roles/emqx/vars/emqx_conf_shipped.yml").read_text())
+    shipped = yaml.safe_load((ROOT / "roles/emqx/vars/main/emqx_conf_shipped.yml").read_text())
     assert conf.errors(shipped["__emqx_conf_shipped"]) == []
 
 

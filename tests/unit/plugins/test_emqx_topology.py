@@ -33,6 +33,8 @@ def test_single_node_host_is_the_docker_default():
     assert node["listeners"] == topo.DEFAULT_PORTS
     assert node["published"] == {1883: 1883, 8883: 8883, 8083: 8083, 8084: 8084, 8081: 8081,
                                  18083: 18083, 4370: 4370, 5369: 5369}
+    assert node["publish"] == ["1883:1883", "4370:4370", "5369:5369", "8081:8081", "8083:8083", "8084:8084",
+                               "8883:8883", "18083:18083"]
 
 
 def test_three_nodes_on_one_host_like_the_seed():
