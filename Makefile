@@ -8,6 +8,7 @@
 #   make molecule    every molecule scenario (brings the lab up, tears it down)
 #   make molecule-<scenario>   one scenario, e.g. make molecule-lab
 #   make lab-up / lab-down     the test lab alone
+#   make demo / demo-down      the single-host cluster of inventories/local on a lab host
 #
 # From a fresh Debian 12 machine, as root: apt-get install -y make && make test
 
@@ -30,7 +31,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_NOCOLOR := 1
 export PY_COLORS := 0
 
-.PHONY: test prereqs venv collection lint sanity unit build molecule lab-up lab-down lab-status clean
+.PHONY: demo demo-down test prereqs venv collection lint sanity unit build molecule lab-up lab-down lab-status clean
 
 test: venv lint sanity unit build molecule
 	@echo "make test: all checks passed"
@@ -119,6 +120,23 @@ molecule: lab-up
 
 molecule-%: lab-up
 	molecule test -s $*
+
+# The main job: deploy inventories/local (three nodes behind HAProxy) with
+# site.yml. This machine cannot pull emqx/emqx:4.4.4, so the demo runs on a lab
+# host with the lab's test double, and says so.
+demo: lab-up
+	@printf '\n%s\n%s\n%s\n\n' \
+	  '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!' \
+	  '!! DEMO WITH A STAND-IN: emqx/emqx:4.4.4 cannot be pulled here, so this demo runs the  !!' \
+	  '!! lab test double emqx-double:4.4.4 (NOT EMQX) on lab host 172.28.42.11.              !!'
+	molecule create -s single_host
+	molecule prepare -s single_host
+	ansible-playbook -i inventories/local -i tests/lab/demo-inventory.yml --private-key $(LAB)/ssh/id_ed25519 site.yml
+	@echo "make demo: cluster up on 172.28.42.11 (EMQX 4.4.4 test double, not EMQX); remove with make demo-down"
+
+demo-down:
+	molecule destroy -s single_host
+	$(PYTHON) tests/lab/labctl.py down
 
 clean: lab-down
 	rm -rf $(LAB) $(ROOT)/.ansible
