@@ -7,7 +7,7 @@
 
 -export([start/0, root/0, conf/1, conf/2, seeds/0, version/0, started_at/0,
          is_running/0, plugins/0, plugin_active/1, plugin_conf/2,
-         load_plugin/1, unload_plugin/1, say/2, uptime_string/0]).
+         load_plugin/1, unload_plugin/1, say/2, uptime_string/0, accept_loop/2]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(PT(K), {?MODULE, K}).
@@ -167,3 +167,12 @@ setup_logger() ->
             To =:= "file" andalso logger:remove_handler(default),
             ok
     end.
+
+%% Accept connections on listen socket L forever; each one is handled by
+%% Handler(Socket) in a process of its own.
+accept_loop(L, Handler) ->
+    {ok, S} = gen_tcp:accept(L),
+    Pid = spawn(fun() -> receive go -> Handler(S) end end),
+    ok = gen_tcp:controlling_process(S, Pid),
+    Pid ! go,
+    accept_loop(L, Handler).

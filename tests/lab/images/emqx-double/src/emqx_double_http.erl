@@ -24,17 +24,10 @@ init(Parent) ->
         {ok, L} ->
             emqx_double:say("management HTTP API on ~s", [Value]),
             proc_lib:init_ack(Parent, {ok, self()}),
-            accept(L);
+            emqx_double:accept_loop(L, fun request/1);
         {error, Reason} ->
             proc_lib:init_ack(Parent, {error, {http_listen, Value, Reason}})
     end.
-
-accept(L) ->
-    {ok, S} = gen_tcp:accept(L),
-    Pid = spawn(fun() -> receive go -> request(S) end end),
-    ok = gen_tcp:controlling_process(S, Pid),
-    Pid ! go,
-    accept(L).
 
 request(S) ->
     case gen_tcp:recv(S, 0, 10000) of

@@ -20,17 +20,10 @@ init(Parent) ->
         {ok, L} ->
             emqx_double:say("cluster RPC port ~p listening (accepts, does not speak gen_rpc)", [Port]),
             proc_lib:init_ack(Parent, {ok, self()}),
-            accept(L);
+            emqx_double:accept_loop(L, fun drain/1);
         {error, Reason} ->
             proc_lib:init_ack(Parent, {error, {rpc_listen, Port, Reason}})
     end.
-
-accept(L) ->
-    {ok, S} = gen_tcp:accept(L),
-    Pid = spawn(fun() -> receive go -> drain(S) end end),
-    ok = gen_tcp:controlling_process(S, Pid),
-    Pid ! go,
-    accept(L).
 
 drain(S) ->
     case gen_tcp:recv(S, 0) of
