@@ -47,6 +47,9 @@ IMAGES = [
     # The EMQX 4.4.4 test double: never named emqx/emqx, says what it is.
     ("emqx-double", "mqttaction-lab/emqx-double:4.4.4", BASE_IMAGE),
 ]
+# Images also saved as `docker save` archives in the lab state directory at
+# `up`, for the air-gapped path (emqx_image_source: archive).
+ARCHIVED = {"mqttaction-lab/emqx-double:4.4.4": "emqx-double-4.4.4.tar"}
 # Images pushed into the lab registry at `up`, under these repository names.
 PUSHED = {
     "mqttaction-lab/probe:1": "lab/probe:1",
@@ -210,8 +213,9 @@ def build_base(mirrors: dict) -> str:
         return want
     if shutil.which("debootstrap") is None:
         log("installing debootstrap")
-        run(["apt-get", "install", "-y", "-qq", "debootstrap"],
-            env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+        apt_env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        run(["apt-get", "update", "-qq"], env=apt_env)
+        run(["apt-get", "install", "-y", "-qq", "debootstrap"], env=apt_env)
     log(f"{BASE_IMAGE}: debootstrap {SUITE} (about 30 s)")
     with tempfile.TemporaryDirectory(prefix="mqttaction-lab-base-") as tmp:
         root = Path(tmp) / "root"
@@ -315,6 +319,18 @@ def push_image(local: str, repository: str) -> None:
     log(f"pushed {local} as {REGISTRY_ADDRESS}:5000/{repository}")
 
 
+def save_archive(local: str, name: str) -> None:
+    """docker save, redone only when the image changed (its id is kept beside it)."""
+    archive = STATE_DIR / name
+    stamp = STATE_DIR / (name + ".id")
+    image_id = docker("image", "inspect", "--format", "{{.Id}}", local)
+    if archive.exists() and stamp.exists() and stamp.read_text().strip() == image_id:
+        return
+    docker("save", "-o", str(archive), local)
+    stamp.write_text(image_id + "\n")
+    log(f"saved {local} to {archive}")
+
+
 def ensure_ssh_key() -> Path:
     key = STATE_DIR / "ssh" / "id_ed25519"
     if not key.exists():
@@ -345,6 +361,8 @@ def up() -> None:
     ensure_registry()
     for local, repository in PUSHED.items():
         push_image(local, repository)
+    for local, name in ARCHIVED.items():
+        save_archive(local, name)
     write_env(ensure_ssh_key())
     log(f"lab up in {time.monotonic() - started:.0f} s")
 
