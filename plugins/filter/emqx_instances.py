@@ -87,6 +87,9 @@ _value:
     listeners: {description: Host port of each listener., type: dict}
     published: {description: Host port to container port, for every port the node publishes., type: dict}
     publish: {description: The same as C(host:container) strings, sorted by host port., type: list, elements: str}
+    cluster_ports: {description: Host ports only the cluster's hosts may reach (distribution, cluster RPC, epmd)., type: list, elements: int}
+    client_ports: {description: Host ports of the MQTT listeners (mqtt, mqtts, ws, wss)., type: list, elements: int}
+    admin_ports: {description: Host ports of the management API and the dashboard., type: list, elements: int}
 """
 
 from ansible.errors import AnsibleFilterError

@@ -108,7 +108,8 @@ def host_instances(host, count=1, basename="emqx", rpc_port_discovery="auto",
     ``host`` is the address the other nodes reach this host at (EMQX_HOST).
     Each entry: index, name, node, host, container, dist_port, rpc_port,
     epmd (bool), listeners (listener -> host port), published (host port ->
-    container port) and publish (the same as "host:container" strings).
+    container port), publish (the same as "host:container" strings), and
+    cluster_ports, client_ports and admin_ports (host ports by who may reach them).
     """
     if not host or not isinstance(host, str) or " " in host or "@" in host:
         raise TopologyError("emqx_node_host %r must be an address or host name without spaces" % (host,))
@@ -152,6 +153,10 @@ def host_instances(host, count=1, basename="emqx", rpc_port_discovery="auto",
             "listeners": listeners,
             "published": published,
             "publish": ["%d:%d" % (port, published[port]) for port in sorted(published)],
+            # What the firewall opens to whom: peers, client networks, admin networks.
+            "cluster_ports": sorted({node_dist, node_rpc} | ({EPMD_PORT} if with_epmd else set())),
+            "client_ports": [listeners[key] for key in CLIENT_LISTENERS],
+            "admin_ports": [listeners[key] for key in ADMIN_LISTENERS],
         })
     check_port_clashes(nodes)
     return nodes

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent  # the ansible commands of the interpreter running the tests
 EXAMPLE_VAULT_PASSWORD = "example-vault-password-change-me"  # documented in the README
 
 
@@ -15,7 +17,7 @@ def run(*args, tmp_path=None):
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".lab" / "collections"))
     password = tmp_path / "vault-password"
     password.write_text(EXAMPLE_VAULT_PASSWORD + "\n")
-    return subprocess.run([*args, "--vault-password-file", str(password)], cwd=ROOT, env=env,
+    return subprocess.run([str(BIN / args[0]), *args[1:], "--vault-password-file", str(password)], cwd=ROOT, env=env,
                           capture_output=True, text=True, check=True).stdout
 
 

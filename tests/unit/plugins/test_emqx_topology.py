@@ -46,6 +46,9 @@ def test_three_nodes_on_one_host_like_the_seed():
     assert [n["listeners"]["mqtt"] for n in nodes] == [1883, 1893, 1903]
     assert nodes[1]["published"][1893] == 1883, "inside the container the listener keeps its port"
     assert nodes[2]["published"][18103] == 18083
+    assert [n["cluster_ports"] for n in nodes] == [[4371, 5371], [4372, 5372], [4373, 5373]]
+    assert nodes[1]["client_ports"] == [1893, 8893, 8093, 8094]
+    assert nodes[1]["admin_ports"] == [8091, 18093]
 
 
 def test_manual_discovery_with_several_nodes_is_refused():
@@ -90,6 +93,7 @@ def test_unknown_listener_is_refused():
 def test_epmd_mode():
     (node,) = topo.host_instances("h1", with_epmd=True)
     assert node["dist_port"] == 6369 and node["published"][4369] == 4369 and node["epmd"]
+    assert node["cluster_ports"] == [4369, 5369, 6369]
     with pytest.raises(topo.TopologyError, match="emqx_with_epmd"):
         topo.host_instances("h1", count=2, with_epmd=True)
 
