@@ -63,3 +63,58 @@ def test_filters():
     assert filters["emqx_plugins"](PLUGINS)["emqx_dashboard"] is True
     with pytest.raises(AnsibleFilterError, match="not an EMQX 4.4.4 cluster status"):
         filters["emqx_cluster_status"]("garbage")
+
+
+def test_node_status():
+    assert cli.parse_node_status("Node 'emqx@172.18.0.2' 4.4.4 is started\n") == {
+        "node": "emqx@172.18.0.2", "version": "4.4.4", "status": "started"}
+    # 4.3.0 printed a second line; the first is the same.
+    assert cli.parse_node_status("Node 'emqx1@10.0.0.1' 4.3.0 is started\nemqx 4.3.0 is running\n")["node"] \
+        == "emqx1@10.0.0.1"
+    with pytest.raises(cli.CliOutputError):
+        cli.parse_node_status("Node 'emqx@h' not responding to pings.")
+
+
+JOINED = ("Join the cluster successfully.\n"
+          "Cluster status: #{running_nodes => ['emqx@10.0.0.1','emqx@10.0.0.2'],\n"
+          "                  stopped_nodes => []}\n")
+
+
+@pytest.mark.parametrize(("action", "text", "outcome", "tag", "node"), [
+    ("join", JOINED, "done", None, None),
+    ("join", "Ignore.\n", "ignored", None, None),
+    ("join", "Failed to join the cluster: {node_down,'emqx@10.0.0.1'}\n", "failed", "node_down", "emqx@10.0.0.1"),
+    ("join", "Failed to join the cluster: {already_in_cluster,'emqx@10.0.0.1'}\n", "failed",
+     "already_in_cluster", "emqx@10.0.0.1"),
+    ("leave", "Leave the cluster successfully.\nCluster status: #{running_nodes => ['emqx@h'],stopped_nodes => []}\n",
+     "done", None, None),
+    ("leave", "Failed to leave the cluster: node_not_in_cluster\n", "failed", "node_not_in_cluster", None),
+    ("leave", "Failed to leave the cluster: {failed_to_leave,['emqx@a','emqx@b']}\n", "failed",
+     "failed_to_leave", "emqx@a"),
+    ("force-leave", "Remove the node from cluster successfully.\n", "done", None, None),
+    ("force-leave", "Ignore.\n", "ignored", None, None),
+    ("force-leave", "Failed to remove the node from cluster: node_not_in_cluster\n", "failed",
+     "node_not_in_cluster", None),
+])
+def test_parse_change(action, text, outcome, tag, node):
+    result = cli.parse_change(action, text)
+    assert (result.outcome, result.tag, result.node) == (outcome, tag, node)
+
+
+def test_parse_change_refuses_other_output():
+    with pytest.raises(cli.CliOutputError):
+        cli.parse_change("join", "cluster join <Node>                             # Join the cluster\n")
+    with pytest.raises(cli.CliOutputError):
+        cli.parse_change("leave", "Join the cluster successfully.\n")
+
+
+def test_explain_change_failure():
+    node_down = cli.parse_change("join", "Failed to join the cluster: {node_down,'emqx@10.0.0.1'}")
+    text = cli.explain_change_failure("join", node_down, "emqx@10.0.0.1")
+    assert text.startswith("emqx_ctl cluster join said: {node_down,'emqx@10.0.0.1'}.")
+    assert "cookie" in text and "4370+N" in text and "5369" in text
+    schema = cli.parse_change("join", "Failed to join the cluster: {merge_schema_failed,"
+                                      "\"Bad cookie in table definition\"}")
+    assert "data/mnesia" in cli.explain_change_failure("join", schema, "emqx@a")
+    other = cli.parse_change("leave", "Failed to leave the cluster: timeout")
+    assert cli.explain_change_failure("leave", other, "emqx@a") == "emqx_ctl cluster leave said: timeout."
