@@ -90,6 +90,7 @@ init([]) ->
     ok = emqx_double_cluster:start_mnesia(),
     {ok, _} = emqx_double_cluster:start_link(),
     {ok, _} = emqx_double_rpc:start_link(),
+    {ok, _} = emqx_double_auth:start_link(),
     {ok, _} = emqx_double_mqtt:start_link(),
     [say("plugin ~s loaded", [N]) || {N, _, true, _} <- Plugins],
     State = #{plugins => Plugins, http => undefined},

@@ -1,9 +1,10 @@
 %% emqx-double (a test double of EMQX 4.4.4, not EMQX): a small MQTT broker.
 %% MQTT 3.1, 3.1.1 and 5 over TCP: CONNECT, SUBSCRIBE (+ and # wildcards),
 %% UNSUBSCRIBE, PUBLISH QoS 0/1 (QoS 2 handshake accepted, delivered at most
-%% QoS 1), PINGREQ, DISCONNECT, last will. No retained messages, no sessions,
-%% no ACL. A publish is delivered to local subscribers and forwarded to every
-%% other running node of the cluster.
+%% QoS 1), PINGREQ, DISCONNECT, last will. Authentication and ACL as
+%% emqx_double_auth decides. No retained messages, no sessions. A publish is
+%% delivered to local subscribers and forwarded to every other running node
+%% of the cluster.
 -module(emqx_double_mqtt).
 -behaviour(gen_server).
 
@@ -213,23 +214,27 @@ do_packet(?CONNECT, _, Body, St = #{connected := false}) ->
                      0 -> {undefined, R3}
                  end,
     {User, R5} = case UserFlag of 1 -> str(R4); 0 -> {undefined, R4} end,
-    {_Pass, _} = case PassFlag of 1 -> str(R5); 0 -> {undefined, R5} end,
+    {Pass, _} = case PassFlag of 1 -> str(R5); 0 -> {undefined, R5} end,
     St1 = St#{ver := Ver},
-    case authorize(St1, User) of
-        false ->
+    {ClientId, Assigned} = case ClientId0 of
+                               <<>> -> Id = gen_id(), {Id, Id};
+                               _ -> {ClientId0, <<>>}
+                           end,
+    Info = #{zone => maps:get(zone, St), username => User, clientid => ClientId,
+             peerhost => peerhost(St), password => Pass},
+    case authenticate(St1, Info) of
+        {error, _} ->
+            %% 4.4.4 answers every failed authentication with not_authorized.
             RC = case Ver of 5 -> 16#87; _ -> 5 end,
             connack(St1, RC, <<>>),
             {stop, St1, not_authorized};
-        true ->
-            {ClientId, Assigned} = case ClientId0 of
-                                       <<>> -> Id = gen_id(), {Id, Id};
-                                       _ -> {ClientId0, <<>>}
-                                   end,
+        {ok, Super} ->
             takeover(ClientId),
             ets:insert(?CLIENTS, {ClientId, self()}),
             connack(St1, 0, Assigned),
             {ok, St1#{client := ClientId, keepalive := KeepAlive, will := Will,
-                      connected := true}}
+                      connected := true,
+                      info => maps:remove(password, Info#{superuser => Super})}}
     end;
 do_packet(_, _, _, St = #{connected := false}) ->
     {stop, St, not_connected};
@@ -239,9 +244,12 @@ do_packet(?PUBLISH, Flags, Body, St = #{ver := Ver}) ->
     {Topic, R0} = str(Body),
     {PacketId, R1} = case QoS of 0 -> {undefined, R0}; _ -> <<I:16, R/binary>> = R0, {I, R} end,
     {_, Payload} = case Ver of 5 -> props(R1); _ -> {<<>>, R1} end,
-    publish(Topic, Payload, min(QoS, 1), Retain),
+    %% acl_deny_action = ignore (4.4.4's default): a denied message is dropped.
+    Allowed = emqx_double_auth:check_acl(maps:get(info, St), publish, Topic) =:= allow,
+    Allowed andalso publish(Topic, Payload, min(QoS, 1), Retain),
     case QoS of
         0 -> ok;
+        1 when not Allowed, Ver =:= 5 -> send(St, ?PUBACK, 0, <<PacketId:16, 16#87>>);
         1 -> send(St, ?PUBACK, 0, <<PacketId:16>>);
         2 -> send(St, ?PUBREC, 0, <<PacketId:16>>);
         _ -> throw(malformed)
@@ -255,7 +263,11 @@ do_packet(?PUBREC, _, <<Id:16, _/binary>>, St) ->
 do_packet(?PUBCOMP, _, _, St) -> {ok, St};
 do_packet(?SUBSCRIBE, _, <<Id:16, R0/binary>>, St = #{ver := Ver}) ->
     {_, R1} = case Ver of 5 -> props(R0); _ -> {<<>>, R0} end,
-    Codes = [subscribe(F, Opts band 3) || {F, Opts} <- sub_list(R1)],
+    Denied = case Ver of 5 -> 16#87; _ -> 16#80 end,
+    Codes = [case emqx_double_auth:check_acl(maps:get(info, St), subscribe, F) of
+                 allow -> subscribe(F, Opts band 3);
+                 deny -> Denied
+             end || {F, Opts} <- sub_list(R1)],
     Body = case Ver of 5 -> [<<Id:16, 0>>, Codes]; _ -> [<<Id:16>>, Codes] end,
     send(St, ?SUBACK, 0, Body),
     {ok, St};
@@ -315,21 +327,29 @@ send_publish(St = #{ver := Ver, pid_next := Next}, Topic, Payload, QoS) ->
          [<<(byte_size(Topic)):16>>, Topic, IdBin, Props, Payload]),
     St1.
 
-%% allow_anonymous of the listener's zone, else the global one (default
-%% false in the schema, true in the shipped emqx.conf). The double checks no
-%% credentials: with an auth plugin active a client that gives a username is
-%% let in unchecked.
-authorize(#{zone := Zone}, User) ->
-    Anonymous = emqx_double:conf("zone." ++ Zone ++ ".allow_anonymous",
-                                 emqx_double:conf("allow_anonymous", "false")) =:= "true",
-    case User of
-        undefined -> Anonymous;
-        _ -> Anonymous orelse auth_plugin_active()
+%% emqx_auth_mysql checks the client against MySQL (emqx_double_auth). The
+%% double checks no credentials for other auth plugins: with one active, a
+%% client that gives a username is let in unchecked; without any,
+%% allow_anonymous of the listener's zone (else the global one) decides.
+authenticate(_St, Info = #{username := User}) ->
+    case emqx_double:plugin_active(emqx_auth_mysql) of
+        true -> emqx_double_auth:authenticate(Info);
+        false ->
+            case User =/= undefined andalso other_auth_plugin_active() of
+                true -> {ok, false};
+                false -> emqx_double_auth:authenticate(Info)
+            end
     end.
 
-auth_plugin_active() ->
+other_auth_plugin_active() ->
     lists:any(fun({N, _, A}) -> A andalso lists:prefix("emqx_auth_", atom_to_list(N)) end,
               emqx_double:plugins()).
+
+peerhost(#{sock := Sock}) ->
+    case inet:peername(Sock) of
+        {ok, {Ip, _}} -> inet:ntoa(Ip);
+        _ -> undefined
+    end.
 
 takeover(ClientId) ->
     case ets:lookup(?CLIENTS, ClientId) of
