@@ -27,6 +27,9 @@ def test_example_inventory_decrypts_its_secrets(tmp_path):
     groups = json.loads(run("ansible-inventory", "-i", "inventories/example", "--list", tmp_path=tmp_path))
     assert groups["emqx"]["hosts"] == ["emqx-a", "emqx-b", "emqx-c"]
     assert groups["emqx_lb"]["hosts"] == ["mqtt-lb"]
+    assert groups["emqx_auth_db"]["hosts"] == ["mqtt-db"]
+    db = json.loads(run("ansible-inventory", "-i", "inventories/example", "--host", "mqtt-db", tmp_path=tmp_path))
+    assert db["vault_emqx_auth_mysql_password"] and db["emqx_auth_mysql_enabled"] is True
 
 
 def test_local_inventory_is_one_host_in_both_groups(tmp_path):
