@@ -85,7 +85,7 @@ def hash_password(scheme, password, salt=None):
         salt = salt or _bcrypt().gensalt(prefix=b"2a").decode("ascii")
         return _bcrypt().hashpw(data, salt.encode("ascii")).decode("ascii")
     if scheme[0] == "pbkdf2":
-        _, mac, iterations, dklen = scheme
+        mac, iterations, dklen = scheme[1:]
         return hashlib.pbkdf2_hmac("sha1" if mac == "sha" else mac, data, salt.encode("utf-8"),
                                    iterations, dklen).hex()
     if "bcrypt" in scheme:

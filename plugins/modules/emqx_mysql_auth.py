@@ -95,8 +95,8 @@ options:
         required: true
       topic:
         description:
-          - A topic filter; C(%u) and C(%c) stand for the username and client ID; C(eq <filter>) matches
-            the filter literally (for example C(eq #)).
+          - A topic filter; C(%u) and C(%c) stand for the username and client ID.
+          - "A filter written C(eq <filter>) matches only that filter, literally: C(eq #) is a subscription to C(#)."
         type: str
         required: true
       username:
@@ -116,6 +116,12 @@ options:
     description: Create missing tables.
     type: bool
     default: true
+  validate_only:
+    description:
+      - Only check O(password_hash), O(users) and O(acl), without connecting to a database; for checks
+        before any host is changed (run it on the controller).
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -125,8 +131,7 @@ attributes:
     description: Usernames (with their superuser flag) and ACL rules, before and after; never passwords.
 notes:
   - Give the account EMQX connects with C(SELECT) only (for example with M(community.mysql.mysql_user)).
-seealso:
-  - role: mqttaction.emqx.emqx_auth_db
+  - The role C(mqttaction.emqx.emqx_auth_db) installs MariaDB, creates that account and runs this module.
 """
 
 EXAMPLES = r"""
@@ -267,6 +272,7 @@ def main():
             )),
             exclusive=dict(type="bool", default=False),
             create_tables=dict(type="bool", default=True),
+            validate_only=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
@@ -280,6 +286,9 @@ def main():
     problems += ["user %s is listed twice" % name for name in sorted(set(n for n in names if names.count(n) > 1))]
     if problems:
         module.fail_json(msg="; ".join(problems))
+    if params["validate_only"]:
+        module.exit_json(changed=False, tables_created=[], users_added=[], users_updated=[], users_removed=[],
+                         acl_added=[], acl_removed=[])
     if pymysql is None:
         module.fail_json(msg=missing_required_lib("PyMySQL (Debian: python3-pymysql)"), exception=PYMYSQL_ERROR)
 
@@ -313,8 +322,8 @@ def main():
                 acl_added=[tables.describe_acl_row(row) for row in acl_plan["insert"]],
                 acl_removed=[tables.describe_acl_row(by_id[row_id]) for row_id in acl_plan["delete"]],
             )
-            result["changed"] = any(result[key] for key in ("tables_created", "users_added", "users_updated",
-                                                             "users_removed", "acl_added", "acl_removed"))
+            changes = ("tables_created", "users_added", "users_updated", "users_removed", "acl_added", "acl_removed")
+            result["changed"] = any(result[key] for key in changes)
             if result["changed"] and not module.check_mode:
                 for name in missing:
                     cursor.execute(tables.TABLES[name])
@@ -344,8 +353,8 @@ def main():
         after_users = dict(before_users)
         for name in user_plan["delete"]:
             after_users.pop(name, None)
-        for name, _, _, superuser in user_plan["insert"] + user_plan["update"]:
-            after_users[name] = superuser
+        for entry in user_plan["insert"] + user_plan["update"]:
+            after_users[entry[0]] = entry[3]
         kept = [row[1:] for row in acl if row[0] not in acl_plan["delete"]]
         result["diff"] = {"before": as_text(before_users, [row[1:] for row in acl]),
                           "after": as_text(after_users, kept + acl_plan["insert"])}

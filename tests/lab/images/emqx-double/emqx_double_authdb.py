@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # emqx-double: a TEST DOUBLE of EMQX 4.4.4 for the mqttaction.emqx lab, not EMQX.
 """The MySQL side of emqx_auth_mysql 4.4.4, for the double's Erlang node.
 
@@ -95,7 +94,7 @@ def check_password(spec, stored, salt, password):
             return False
         return hexdigest(spec[0], password).encode() == stored
     if spec[0] == "pbkdf2":
-        _, mac, iterations, dklen = spec
+        mac, iterations, dklen = spec[1:]
         return hashlib.pbkdf2_hmac(mac, password, salt, iterations, dklen).hex().encode() == stored
     if spec in (("salt", "bcrypt"), ("bcrypt", "salt")):
         try:
@@ -115,7 +114,7 @@ def check_password(spec, stored, salt, password):
 
 class Database(object):
     def __init__(self, env):
-        host, _, port = (env.get("AUTHDB_SERVER") or "127.0.0.1:3306").rpartition(":")
+        host, port = (env.get("AUTHDB_SERVER") or "127.0.0.1:3306").rpartition(":")[::2]
         if not host:
             host, port = port, "3306"
         self.connect_args = dict(
@@ -160,7 +159,7 @@ class Database(object):
         superuser = False
         if self.super is not None:
             try:
-                _, super_rows = self.query(self.super, client)
+                super_rows = self.query(self.super, client)[1]
                 superuser = super_rows == [[1]]
             except pymysql.MySQLError:
                 superuser = False
