@@ -10,7 +10,7 @@
 
 -export([start_link/0, publish/4, connections/0, topic_match/2]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
--export([acceptor/3, conn_init/2]).
+-export([acceptor/4, conn_init/2]).
 
 -define(SUBS, emqx_double_subs).      %% bag {Filter, Pid, QoS}
 -define(CLIENTS, emqx_double_clients). %% set {ClientId, Pid}
@@ -38,23 +38,46 @@ init([]) ->
     process_flag(trap_exit, true),
     ets:new(?SUBS, [bag, public, named_table]),
     ets:new(?CLIENTS, [set, public, named_table]),
-    Listeners = [{Name, V} || Name <- ["external", "internal"],
-                              (V = emqx_double:conf("listener.tcp." ++ Name)) =/= undefined],
-    lists:foreach(fun({Name, Value}) -> listen(Name, Value) end, Listeners),
+    Listeners = [{Proto, Name, V} || {Proto, Name} <- [{tcp, "external"}, {tcp, "internal"},
+                                                       {ssl, "external"}],
+                                     (V = emqx_double:conf(key(Proto, Name, ""))) =/= undefined],
+    lists:foreach(fun({Proto, Name, Value}) -> listen(Proto, Name, Value) end, Listeners),
     {ok, #{}}.
 
-listen(Name, Value) ->
+key(Proto, Name, Suffix) -> "listener." ++ atom_to_list(Proto) ++ "." ++ Name ++ Suffix.
+
+listen(Proto, Name, Value) ->
     {Ip, Port} = parse_bind(Value),
-    Zone = emqx_double:conf("listener.tcp." ++ Name ++ ".zone", Name),
+    Zone = emqx_double:conf(key(Proto, Name, ".zone"), Name),
     Opts = [binary, {active, false}, {reuseaddr, true}, {nodelay, true}, {backlog, 1024}
             | [{ip, Ip} || Ip =/= any]],
-    case gen_tcp:listen(Port, Opts) of
+    Listen = case Proto of
+                 tcp -> gen_tcp:listen(Port, Opts);
+                 ssl -> {ok, _} = application:ensure_all_started(ssl),
+                        ssl:listen(Port, Opts ++ tls_options(Name))
+             end,
+    case Listen of
         {ok, L} ->
-            emqx_double:say("MQTT listener tcp:~s on ~s (zone ~s)", [Name, Value, Zone]),
-            spawn_link(?MODULE, acceptor, [L, Zone, self()]);
+            emqx_double:say("MQTT listener ~s:~s on ~s (zone ~s)", [Proto, Name, Value, Zone]),
+            spawn_link(?MODULE, acceptor, [Proto, L, Zone, self()]);
         {error, Reason} ->
-            exit({mqtt_listen, Name, Value, Reason})
+            exit({mqtt_listen, Proto, Name, Value, Reason})
     end.
+
+%% listener.ssl.<name>.* as 4.4.4 reads them (files relative to /opt/emqx).
+tls_options(Name) ->
+    Get = fun(K) -> emqx_double:conf(key(ssl, Name, "." ++ K)) end,
+    File = fun(K) -> filename:absname(Get(K), emqx_double:root()) end,
+    Versions = [list_to_atom(string:trim(V))
+                || V <- string:split(case Get("tls_versions") of
+                                        undefined -> "tlsv1.3,tlsv1.2,tlsv1.1,tlsv1";
+                                        Vs -> Vs
+                                    end, ",", all)],
+    Verify = case Get("verify") of "verify_peer" -> verify_peer; _ -> verify_none end,
+    [{certfile, File("certfile")}, {keyfile, File("keyfile")}, {verify, Verify},
+     {versions, [V || V <- Versions, lists:member(V, ['tlsv1.3', 'tlsv1.2', 'tlsv1.1', tlsv1])]},
+     {fail_if_no_peer_cert, Get("fail_if_no_peer_cert") =:= "true"}]
+    ++ [{cacertfile, File("cacertfile")} || Get("cacertfile") =/= undefined].
 
 parse_bind(Value) ->
     case string:split(Value, ":", trailing) of
@@ -76,18 +99,29 @@ handle_info(_, S) -> {noreply, S}.
 
 terminate(_, _) -> ok.
 
-acceptor(L, Zone, Server) ->
-    case gen_tcp:accept(L) of
+%% For TLS the handshake runs in the connection process, so a slow or failed
+%% one holds up nobody else.
+acceptor(Proto, L, Zone, Server) ->
+    case sock(Proto, accept, [L]) of
         {ok, Sock} ->
-            Pid = spawn(?MODULE, conn_init, [Sock, Zone]),
-            case gen_tcp:controlling_process(Sock, Pid) of
+            Pid = spawn(?MODULE, conn_init, [{Proto, Sock}, Zone]),
+            case sock(Proto, controlling_process, [Sock, Pid]) of
                 ok -> Pid ! go;
-                _ -> gen_tcp:close(Sock), exit(Pid, kill)
+                _ -> sock(Proto, close, [Sock]), exit(Pid, kill)
             end,
-            acceptor(L, Zone, Server);
-        {error, Reason} ->
-            exit({accept, Reason})
+            acceptor(Proto, L, Zone, Server);
+        {error, Reason} when Proto =:= tcp; Reason =:= closed ->
+            exit({accept, Reason});
+        {error, _} ->
+            acceptor(Proto, L, Zone, Server)
     end.
+
+%% One socket call over plain TCP or TLS.
+sock(tcp, accept, Args) -> apply(gen_tcp, accept, Args);
+sock(ssl, accept, Args) -> apply(ssl, transport_accept, Args);
+sock(tcp, F, Args) when F =:= setopts; F =:= peername -> apply(inet, F, Args);
+sock(tcp, F, Args) -> apply(gen_tcp, F, Args);
+sock(ssl, F, Args) -> apply(ssl, F, Args).
 
 deliver_local(Topic, Payload, QoS, Retain) ->
     Matches = [{Pid, SQoS} || {Filter, Pid, SQoS} <- ets:tab2list(?SUBS),
@@ -124,22 +158,32 @@ valid_words([W | T]) ->
 %% ---------------------------------------------------------------------------
 %% Connection process
 
-conn_init(Sock, Zone) ->
+conn_init({Transport, Sock0}, Zone) ->
     receive go -> ok after 5000 -> exit(normal) end,
     process_flag(trap_exit, true),
-    St = #{sock => Sock, zone => Zone, buf => <<>>, ver => 4, client => undefined,
-           keepalive => 0, will => undefined, pid_next => 1, connected => false},
-    inet:setopts(Sock, [{active, once}]),
+    Sock = case Transport of
+               tcp -> Sock0;
+               ssl -> case ssl:handshake(Sock0, 10000) of
+                          {ok, S} -> S;
+                          {error, _} -> ssl:close(Sock0), exit(normal)
+                      end
+           end,
+    St = #{sock => Sock, transport => Transport, zone => Zone, buf => <<>>, ver => 4,
+           client => undefined, keepalive => 0, will => undefined, pid_next => 1,
+           connected => false},
+    setopts(St, [{active, once}]),
     conn_loop(St).
+
+setopts(#{transport := T, sock := S}, Opts) -> sock(T, setopts, [S, Opts]).
 
 conn_loop(St = #{sock := Sock, keepalive := KA, connected := Connected}) ->
     Timeout = if not Connected -> 10000; KA =:= 0 -> infinity; true -> KA * 1500 end,
     receive
-        {tcp, Sock, Data} ->
-            inet:setopts(Sock, [{active, once}]),
+        {Tag, Sock, Data} when Tag =:= tcp; Tag =:= ssl ->
+            setopts(St, [{active, once}]),
             handle_data(St#{buf := <<(maps:get(buf, St))/binary, Data/binary>>});
-        {tcp_closed, Sock} -> close(St, closed);
-        {tcp_error, Sock, _} -> close(St, closed);
+        {Tag, Sock} when Tag =:= tcp_closed; Tag =:= ssl_closed -> close(St, closed);
+        {Tag, Sock, _} when Tag =:= tcp_error; Tag =:= ssl_error -> close(St, closed);
         {deliver, Topic, Payload, QoS, _Retain} ->
             conn_loop(send_publish(St, Topic, Payload, QoS));
         {kick, _} -> close(St, kicked);
@@ -181,7 +225,7 @@ packet(Type, Flags, Body) ->
     B = iolist_to_binary(Body),
     [<<Type:4, Flags:4>>, enc_varint(byte_size(B)), B].
 
-send(#{sock := Sock}, Type, Flags, Body) -> gen_tcp:send(Sock, packet(Type, Flags, Body)).
+send(#{transport := T, sock := Sock}, Type, Flags, Body) -> sock(T, send, [Sock, packet(Type, Flags, Body)]).
 
 props(<<>>) -> {<<>>, <<>>};
 props(Bin) ->
@@ -345,8 +389,8 @@ other_auth_plugin_active() ->
     lists:any(fun({N, _, A}) -> A andalso lists:prefix("emqx_auth_", atom_to_list(N)) end,
               emqx_double:plugins()).
 
-peerhost(#{sock := Sock}) ->
-    case inet:peername(Sock) of
+peerhost(#{transport := Transport, sock := Sock}) ->
+    case sock(Transport, peername, [Sock]) of
         {ok, {Ip, _}} -> inet:ntoa(Ip);
         _ -> undefined
     end.
@@ -370,6 +414,5 @@ close(St = #{sock := Sock, client := ClientId, will := Will}, Why) ->
         undefined -> ok;
         _ -> ets:delete_object(?CLIENTS, {ClientId, self()})
     end,
-    gen_tcp:close(Sock),
-    _ = St,
+    sock(maps:get(transport, St), close, [Sock]),
     exit(normal).
