@@ -1,7 +1,8 @@
 """Try MQTT access the way an attacker or a legitimate client would, and print what happened as JSON.
 
-    mqtt_access.py connect HOST [--username U --password P]
+    mqtt_access.py connect HOST [--username U --password P] [--tls [--cafile CA] [--tls-version 1.2|1.3]]
         {"connack": 0}                       (0 accepted; 5 not authorised, 4 bad credentials, ...)
+        {"connack": null, "error": "..."}    (no MQTT session: TLS or TCP failed)
     mqtt_access.py pubsub HOST --sub-user U --sub-password P --pub-user U2 --pub-password P2
                    --subscribe FILTER --publish TOPIC [--count N]
         {"suback": 1, "received": 3, "sent": 3}   (suback 128: the subscription was refused)
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import ssl
 import threading
 import time
 import uuid
@@ -20,11 +22,13 @@ import uuid
 import paho.mqtt.client as mqtt
 
 
-def connect(host, port, username=None, password=None):
+def connect(host, port, username=None, password=None, tls=None):
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="access-" + uuid.uuid4().hex[:10],
                          protocol=mqtt.MQTTv311)
     if username is not None:
         client.username_pw_set(username, password)
+    if tls is not None:
+        client.tls_set_context(tls)
     done = threading.Event()
     result = {}
 
@@ -48,8 +52,22 @@ def v3_code(value):
     return {0: 0, 128: 5, 135: 5, 134: 4, 133: 2, 136: 3, 132: 1}.get(value, value)
 
 
+def tls_context(args):
+    """Checks the certificate chain and that the certificate names the host dialled."""
+    if not args.tls:
+        return None
+    context = ssl.create_default_context(cafile=args.cafile)
+    if args.tls_version:
+        version = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}[args.tls_version]
+        context.minimum_version = context.maximum_version = version
+    return context
+
+
 def cmd_connect(args):
-    client, code = connect(args.host, args.port, args.username, args.password)
+    try:
+        client, code = connect(args.host, args.port, args.username, args.password, tls_context(args))
+    except (ssl.SSLError, OSError) as exc:
+        return {"connack": None, "error": str(exc)}
     client.loop_stop()
     client.disconnect()
     return {"connack": None if code is None else v3_code(code)}
@@ -96,6 +114,9 @@ def main(argv=None):
     one.add_argument("--port", type=int, default=1883)
     one.add_argument("--username")
     one.add_argument("--password")
+    one.add_argument("--tls", action="store_true")
+    one.add_argument("--cafile")
+    one.add_argument("--tls-version", choices=["1.2", "1.3"])
     two = sub.add_parser("pubsub")
     two.add_argument("host")
     two.add_argument("--port", type=int, default=1883)
