@@ -1,6 +1,7 @@
 """Try MQTT access the way an attacker or a legitimate client would, and print what happened as JSON.
 
-    mqtt_access.py connect HOST [--username U --password P] [--tls [--cafile CA] [--tls-version 1.2|1.3]]
+    mqtt_access.py connect HOST [--username U --password P]
+                   [--tls [--cafile CA] [--tls-version 1.2|1.3] [--certfile C --keyfile K]]
         {"connack": 0}                       (0 accepted; 5 not authorised, 4 bad credentials, ...)
         {"connack": null, "error": "..."}    (no MQTT session: TLS or TCP failed)
     mqtt_access.py pubsub HOST --sub-user U --sub-password P --pub-user U2 --pub-password P2
@@ -60,6 +61,8 @@ def tls_context(args):
     if args.tls_version:
         version = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}[args.tls_version]
         context.minimum_version = context.maximum_version = version
+    if args.certfile:
+        context.load_cert_chain(args.certfile, args.keyfile)
     return context
 
 
@@ -68,6 +71,8 @@ def cmd_connect(args):
         client, code = connect(args.host, args.port, args.username, args.password, tls_context(args))
     except (ssl.SSLError, OSError) as exc:
         return {"connack": None, "error": str(exc)}
+    if code is None:  # TLS 1.3 reports a refused client certificate only after the handshake
+        return {"connack": None, "error": "the connection closed before CONNACK"}
     client.loop_stop()
     client.disconnect()
     return {"connack": None if code is None else v3_code(code)}
@@ -117,6 +122,8 @@ def main(argv=None):
     one.add_argument("--tls", action="store_true")
     one.add_argument("--cafile")
     one.add_argument("--tls-version", choices=["1.2", "1.3"])
+    one.add_argument("--certfile", help="client certificate (PEM)")
+    one.add_argument("--keyfile", help="its key (PEM)")
     two = sub.add_parser("pubsub")
     two.add_argument("host")
     two.add_argument("--port", type=int, default=1883)
