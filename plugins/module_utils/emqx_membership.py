@@ -25,6 +25,11 @@ from ansible_collections.mqttaction.emqx.plugins.module_utils.emqx_cli import Cl
 from ansible_collections.mqttaction.emqx.plugins.module_utils.emqx_errors import EmqxError
 
 
+def is_node_name(value):
+    """Whether a string is an Erlang node name as 4.4.4 uses it: name@host, no spaces."""
+    return "@" in value and " " not in value and value == value.strip()
+
+
 def api_view(entries):
     """A view from the entries of ``GET /api/v4/nodes``."""
     running, unhealthy, details = [], [], {}

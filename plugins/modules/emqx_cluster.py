@@ -144,6 +144,7 @@ from ansible_collections.mqttaction.emqx.plugins.module_utils.emqx_cli import (
     parse_change,
 )
 from ansible_collections.mqttaction.emqx.plugins.module_utils.emqx_membership import (
+    is_node_name,
     wait_argument_spec,
     wait_until,
 )
@@ -168,7 +169,7 @@ def as_text(view):
 
 def checked_node_name(module, option):
     value = module.params[option]
-    if value is not None and ("@" not in value or value != value.strip() or " " in value):
+    if value is not None and not is_node_name(value):
         module.fail_json(msg="%s must be a node name written name@host without spaces, not %r" % (option, value))
     return value
 

@@ -193,6 +193,7 @@ from ansible_collections.mqttaction.emqx.plugins.module_utils.emqx_membership im
     cli_view,
     combined_view,
     compare,
+    is_node_name,
     mismatch_message,
     wait_argument_spec,
     wait_until,
@@ -249,7 +250,7 @@ def main():
     )
     expected = module.params["expected_nodes"]
     if expected is not None:
-        bad = [node for node in expected if "@" not in node or " " in node.strip() or node != node.strip()]
+        bad = [node for node in expected if not is_node_name(node)]
         if bad:
             module.fail_json(msg="expected_nodes must be node names written name@host without spaces: %s"
                                  % ", ".join(repr(node) for node in bad))

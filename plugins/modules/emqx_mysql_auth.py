@@ -286,15 +286,14 @@ def main():
     problems += ["user %s is listed twice" % name for name in sorted(set(n for n in names if names.count(n) > 1))]
     if problems:
         module.fail_json(msg="; ".join(problems))
+    result = dict(changed=False, tables_created=[], users_added=[], users_updated=[], users_removed=[],
+                  acl_added=[], acl_removed=[])
     if params["validate_only"]:
-        module.exit_json(changed=False, tables_created=[], users_added=[], users_updated=[], users_removed=[],
-                         acl_added=[], acl_removed=[])
+        module.exit_json(**result)
     if pymysql is None:
         module.fail_json(msg=missing_required_lib("PyMySQL (Debian: python3-pymysql)"), exception=PYMYSQL_ERROR)
 
     connection = connect(module)
-    result = dict(changed=False, tables_created=[], users_added=[], users_updated=[], users_removed=[],
-                  acl_added=[], acl_removed=[])
     try:
         with connection.cursor() as cursor:
             present, users, acl, width = read_state(cursor, params["database"])
