@@ -46,6 +46,10 @@ IMAGES = [
     ("probe", "mqttaction-lab/probe:1", BASE_IMAGE),
     # The EMQX 4.4.4 test double: never named emqx/emqx, says what it is.
     ("emqx-double", "mqttaction-lab/emqx-double:4.4.4", BASE_IMAGE),
+    # The same double reporting 4.4.5: "another 4.4.x release" for rolling
+    # upgrades. Built after its parent; its input digest includes the
+    # parent's, so a change of the double rebuilds it.
+    ("emqx-double-next", "mqttaction-lab/emqx-double:4.4.5", "mqttaction-lab/emqx-double:4.4.4"),
 ]
 # Images also saved as `docker save` archives in the lab state directory at
 # `up`, for the air-gapped path (emqx_image_source: archive).
@@ -54,6 +58,7 @@ ARCHIVED = {"mqttaction-lab/emqx-double:4.4.4": "emqx-double-4.4.4.tar"}
 PUSHED = {
     "mqttaction-lab/probe:1": "lab/probe:1",
     "mqttaction-lab/emqx-double:4.4.4": "emqx-double:4.4.4",
+    "mqttaction-lab/emqx-double:4.4.5": "emqx-double:4.4.5",
 }
 
 

@@ -7,6 +7,7 @@ imported here by path, like test_labctl.py does with labctl.py.
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -392,3 +393,94 @@ def test_enum_with_schema_comments_accepts_only_its_values():
     datatype = ("{enum, [random, %% randomly pick a subscriber round_robin, %% round robin alive "
                 "subscribers one message after another sticky, hash_topic ]}")
     assert cfg.enum_values(datatype) == ["random", "round_robin", "sticky", "hash_topic"]
+
+
+# --- the version the double reports -------------------------------------------------------
+
+
+def test_version_comes_from_emqx_double_version():
+    assert cfg.double_version({}) == "4.4.4"
+    assert cfg.double_version({"EMQX_DOUBLE_VERSION": ""}) == "4.4.4"
+    assert cfg.double_version({"EMQX_DOUBLE_VERSION": "4.4.5"}) == "4.4.5"
+    with pytest.raises(cfg.ConfigError, match="EMQX_DOUBLE_VERSION"):
+        cfg.double_version({"EMQX_DOUBLE_VERSION": "latest"})
+
+
+def test_banner_says_test_double_and_version():
+    assert cfg.BANNER == (
+        "emqx-double: THIS IS A TEST DOUBLE of EMQX 4.4.4 for the mqttaction.emqx lab, not EMQX"
+    )
+    text = cfg.banner("4.4.5")
+    assert "TEST DOUBLE of EMQX 4.4.5" in text and text.endswith("not EMQX")
+
+
+def test_render_terms_carries_the_version():
+    assert '{version, "4.4.4"}.' in cfg.render_terms(plan(), ROWS)
+    assert '{version, "4.4.5"}.' in cfg.render_terms(plan(), ROWS, "4.4.5")
+
+
+def test_the_image_dockerfile_sets_the_version():
+    assert "ENV EMQX_DOUBLE_VERSION=4.4.4" in (DOUBLE_DIR / "Dockerfile").read_text()
+
+
+# --- listener acceptors / max_connections ---------------------------------------------------
+
+
+def terms_conf(text):
+    """The {conf, [...]} pairs of render_terms' output, as a dict."""
+    line = next(ln for ln in text.splitlines() if ln.startswith("{conf, "))
+    return dict(re.findall(r'\{"([^"]+)", "([^"]*)"\}', line))
+
+
+def test_listener_limits_docker_defaults_win_over_the_file():
+    env = cfg.entrypoint_env({"EMQX_NAME": "emqx", "EMQX_HOST": "10.0.0.1"}, "h", "10.0.0.1")
+    conf = terms_conf(cfg.render_terms(plan(env), ROWS))
+    # The entrypoint's exported defaults (4.4.4 image) ...
+    assert conf["listener.tcp.external.acceptors"] == "64"
+    assert conf["listener.tcp.external.max_connections"] == "1024000"
+    assert conf["listener.ssl.external.acceptors"] == "32"
+    assert conf["listener.ws.external.acceptors"] == "16"
+    assert conf["listener.wss.external.max_connections"] == "102400"
+    # ... and 4.4.4's emqx.conf values for the internal listener.
+    assert conf["listener.tcp.internal.acceptors"] == "4"
+    assert conf["listener.tcp.internal.max_connections"] == "1024000"
+
+
+def test_listener_limits_schema_defaults_and_env():
+    text = "listener.tcp.external = 0.0.0.0:1883\nlistener.tcp.external.zone = external\n"
+    conf = terms_conf(cfg.render_terms(plan({}, conf=text), ROWS))
+    assert conf["listener.tcp.external.acceptors"] == "8"
+    assert conf["listener.tcp.external.max_connections"] == "1024"
+    env = {"EMQX_LISTENER__TCP__EXTERNAL__MAX_CONNECTIONS": "5",
+           "EMQX_LISTENER__TCP__EXTERNAL__ACCEPTORS": "2"}
+    conf = terms_conf(cfg.render_terms(plan(env, conf=text), ROWS))
+    assert (conf["listener.tcp.external.max_connections"],
+            conf["listener.tcp.external.acceptors"]) == ("5", "2")
+    assert not any(k.startswith("listener.ssl.") for k in conf), "no limits for unset listeners"
+
+
+# --- net_ticktime ------------------------------------------------------------------------------
+
+
+def test_dist_net_ticktime_reaches_the_node_and_the_cli(tmp_path):
+    p = plan({"EMQX_NODE__DIST_NET_TICKTIME": "10"})
+    args = cfg.erl_node_args(p, {}, tmp_path, tmp_path)
+    i = args.index("net_ticktime")
+    assert args[i - 1:i + 2] == ["-kernel", "net_ticktime", "10"]
+    default = cfg.erl_node_args(plan(), {}, tmp_path, tmp_path)
+    assert default[default.index("net_ticktime") + 1] == "120"
+
+    (tmp_path / "data" / "configs").mkdir(parents=True)
+    (tmp_path / "data" / "configs" / "vm.double.args").write_text(
+        "-name emqx@10.0.0.5\n-setcookie c\n-kernel net_ticktime 10\n"
+    )
+    assert cfg.cli_ticktime(tmp_path) == "10"
+    assert cfg.cli_target({}, tmp_path) == ("emqx@10.0.0.5", "c")
+    assert cfg.cli_ticktime(tmp_path / "nowhere") is None
+
+
+def test_autoheal_reaches_the_node():
+    conf = terms_conf(cfg.render_terms(plan(), ROWS))
+    assert conf["cluster.autoheal"] == "on"
+    conf = terms_conf(cfg.render_terms(plan({"EMQX_CLUSTER__AUTOHEAL": "off"}), ROWS))
+    assert conf["cluster.autoheal"] == "off"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -102,9 +103,64 @@ def test_context_digest_follows_content_names_and_modes(tmp_path):
 
 
 def test_real_image_contexts_have_a_dockerfile():
+    built = {labctl.BASE_IMAGE}
     for name, tag, parent in labctl.IMAGES:
         assert (labctl.IMAGES_DIR / name / "Dockerfile").is_file(), name
-        assert tag.startswith("mqttaction-lab/") and parent == labctl.BASE_IMAGE
+        assert tag.startswith("mqttaction-lab/")
+        assert parent in built, f"{tag} is built before its parent {parent}"
+        built.add(tag)
+
+
+def test_next_double_stands_in_for_445_on_top_of_the_444_double():
+    images = {tag: (name, parent) for name, tag, parent in labctl.IMAGES}
+    name, parent = images["mqttaction-lab/emqx-double:4.4.5"]
+    assert parent == "mqttaction-lab/emqx-double:4.4.4"
+    assert labctl.PUSHED["mqttaction-lab/emqx-double:4.4.5"] == "emqx-double:4.4.5"
+    assert labctl.PUSHED["mqttaction-lab/emqx-double:4.4.4"] == "emqx-double:4.4.4"
+    dockerfile = (labctl.IMAGES_DIR / name / "Dockerfile").read_text()
+    assert "ENV EMQX_DOUBLE_VERSION=4.4.5" in dockerfile
+    assert "ARG BASE=mqttaction-lab/emqx-double:4.4.4" in dockerfile
+    assert "not EMQX" in dockerfile, "the image must say it is a test double"
+    parent_dockerfile = (labctl.IMAGES_DIR / "emqx-double" / "Dockerfile").read_text()
+    assert "ENV EMQX_DOUBLE_VERSION=4.4.4" in parent_dockerfile
+
+
+def test_child_image_rebuilds_when_its_parent_changes(monkeypatch):
+    """build_images keys a child on its parent's input label."""
+    labels = {labctl.BASE_IMAGE: "base1"}
+    builds = []
+
+    def fake_docker(*args, **_kw):
+        if args[:2] == ("image", "inspect"):
+            tag = args[-1]
+            return json.dumps({labctl.LABEL + ".input": labels[tag]}) if tag in labels else ""
+        if args[0] == "build":
+            tag = args[args.index("-t") + 1]
+            want = [a for a in args if a.startswith(labctl.LABEL + ".input=")][0].split("=", 1)[1]
+            labels[tag] = want
+            builds.append((tag, args[args.index("--build-arg") + 1]))
+        return ""
+
+    monkeypatch.setattr(labctl, "docker", fake_docker)
+    monkeypatch.setattr(labctl, "debian_mirrors", lambda: {"archive": "http://a/debian"})
+    monkeypatch.setattr(labctl, "build_base", lambda _m: "base1")
+    labctl.build_images()
+    tags = [t for t, _ in builds]
+    assert tags.index("mqttaction-lab/emqx-double:4.4.4") < tags.index("mqttaction-lab/emqx-double:4.4.5")
+    assert ("mqttaction-lab/emqx-double:4.4.5", "BASE=mqttaction-lab/emqx-double:4.4.4") in builds
+
+    builds.clear()
+    labctl.build_images()
+    assert builds == [], "nothing changed, nothing rebuilt"
+
+    # A change in the double's context rebuilds it, and then its child.
+    real_digest = labctl.context_digest
+    monkeypatch.setattr(
+        labctl, "context_digest",
+        lambda ctx, extra="": real_digest(ctx, extra + ("|edited" if ctx.name == "emqx-double" else "")),
+    )
+    labctl.build_images()
+    assert [t for t, _ in builds] == ["mqttaction-lab/emqx-double:4.4.4", "mqttaction-lab/emqx-double:4.4.5"]
 
 
 def test_network_addresses_come_from_the_subnet():

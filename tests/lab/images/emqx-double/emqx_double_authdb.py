@@ -16,7 +16,15 @@ It asks MySQL what 4.4.4 asks, the way 4.4.4 asks it:
   ``<hash>,salt``, bcrypt (salt = the first 29 characters of the stored
   hash), ``salt,bcrypt`` and ``pbkdf2,<mac>,<iterations>,<dklen>``;
 * the super query makes a superuser only when it answers exactly one row
-  holding the integer 1.
+  holding the integer 1;
+* ``auth.mysql.ssl = on`` talks TLS to MySQL with ``auth.mysql.ssl.*`` as the
+  plugin's ssl options: ``cacertfile`` (``cafile`` is the 4.0-4.2 name),
+  ``certfile`` and ``keyfile`` (relative to /opt/emqx), ``verify`` (true:
+  verify_peer, the chain against cacertfile only, no system CAs; false:
+  verify_none) and ``server_name_indication`` (a host name: sent as SNI and,
+  with verify, the name the certificate must carry; ``disable``: no SNI and
+  no name check; unset: the host of ``auth.mysql.server``). A server without
+  TLS, or a failed handshake, is a MySQL error: the client is refused.
 
 Protocol: one request per line, fields separated by tabs, each field written
 as ``x`` + hex of its UTF-8 bytes, or ``-`` for a missing value.
@@ -29,10 +37,16 @@ six fields (allow, ipaddr, username, clientid, access, topic).
 import hashlib
 import os
 import re
+import ssl
 import sys
+from dataclasses import dataclass
 
 import bcrypt
 import pymysql
+from pymysql.constants import CLIENT
+
+# MySQL's client error CR_SSL_CONNECTION_ERROR.
+SSL_CONNECTION_ERROR = 2026
 
 VARIABLE = re.compile(r"'%[ucCad]'")
 
@@ -112,6 +126,101 @@ def check_password(spec, stored, salt, password):
     return hexdigest(name, data).encode() == stored
 
 
+def flag(text):
+    """cuttlefish's flag datatype: on/true are true."""
+    return (text or "").strip().lower() in ("on", "true")
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """The ssl options emqx_auth_mysql 4.4.4 gives its MySQL connections."""
+
+    cacertfile: str | None
+    certfile: str | None
+    keyfile: str | None
+    verify: bool
+    server_name: str | None  # sent as SNI and, with verify, checked; None: neither
+
+
+def tls_settings(env, host):
+    """TlsSettings from the AUTHDB_SSL* variables, or None when auth.mysql.ssl is off."""
+    if not flag(env.get("AUTHDB_SSL")):
+        return None
+    root = env.get("AUTHDB_ROOT") or os.getcwd()
+
+    def path(name):
+        value = env.get(name)
+        return os.path.join(root, value) if value else None
+
+    sni = (env.get("AUTHDB_SSL_SERVER_NAME_INDICATION") or "").strip()
+    return TlsSettings(
+        cacertfile=path("AUTHDB_SSL_CACERTFILE") or path("AUTHDB_SSL_CAFILE"),
+        certfile=path("AUTHDB_SSL_CERTFILE"),
+        keyfile=path("AUTHDB_SSL_KEYFILE"),
+        verify=(env.get("AUTHDB_SSL_VERIFY") or "false").strip() == "true",
+        server_name=None if sni == "disable" else (sni or host),
+    )
+
+
+def ssl_context(settings):
+    """An SSLContext that checks what OTP's ssl checks with these options.
+
+    verify true: the chain must lead to cacertfile (no default CAs, as OTP
+    loads none) and, unless server_name_indication = disable, a name of the
+    certificate must match server_name. verify false: nothing is checked.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if settings.verify:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.check_hostname = settings.server_name is not None
+        if settings.cacertfile:
+            context.load_verify_locations(cafile=settings.cacertfile)
+    else:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if settings.certfile:
+        context.load_cert_chain(settings.certfile, keyfile=settings.keyfile)
+    return context
+
+
+class ServerNameContext(object):
+    """Wraps sockets with `context` for `server_name` instead of the host PyMySQL passes."""
+
+    def __init__(self, context, server_name):
+        self.context = context
+        self.server_name = server_name
+
+    def wrap_socket(self, sock, server_hostname=None):
+        return self.context.wrap_socket(sock, server_hostname=self.server_name)
+
+
+class TlsConnection(pymysql.connections.Connection):
+    """PyMySQL's connection with the TLS of auth.mysql.ssl.*.
+
+    PyMySQL silently stays in plain text when the server offers no TLS; the
+    plugin's driver refuses, and so does this class. Bad certificate files are
+    an SSL connection error, raised when connecting.
+    """
+
+    def __init__(self, tls, **kwargs):
+        self.double_tls = tls
+        # Any non-empty dict turns PyMySQL's TLS on; _create_ssl_ctx builds the context.
+        super().__init__(ssl={"auth.mysql.ssl": "on"}, **kwargs)
+
+    def _create_ssl_ctx(self, sslp):
+        try:
+            context = ssl_context(self.double_tls)
+        except (OSError, ValueError) as exc:
+            raise pymysql.err.OperationalError(SSL_CONNECTION_ERROR, "SSL connection error: %s" % exc)
+        return ServerNameContext(context, self.double_tls.server_name)
+
+    def _request_authentication(self):
+        if not self.server_capabilities & CLIENT.SSL:
+            raise pymysql.err.OperationalError(
+                SSL_CONNECTION_ERROR, "SSL connection error: the server does not support TLS")
+        return super()._request_authentication()
+
+
 class Database(object):
     def __init__(self, env):
         host, port = (env.get("AUTHDB_SERVER") or "127.0.0.1:3306").rpartition(":")[::2]
@@ -126,7 +235,13 @@ class Database(object):
         self.super = parse_query(env.get("AUTHDB_SUPER_QUERY"))
         self.acl = parse_query(env.get("AUTHDB_ACL_QUERY"))
         self.spec = hash_spec(env.get("AUTHDB_PASSWORD_HASH"))
+        self.tls = tls_settings(env, host)
         self.connection = None
+
+    def connect(self):
+        if self.tls is None:
+            return pymysql.connect(**self.connect_args)
+        return TlsConnection(self.tls, **self.connect_args)
 
     def query(self, parsed, client):
         sql, variables = parsed
@@ -136,7 +251,7 @@ class Database(object):
         for attempt in (1, 2):  # auto_reconnect, as the plugin's pool
             try:
                 if self.connection is None:
-                    self.connection = pymysql.connect(**self.connect_args)
+                    self.connection = self.connect()
                 with self.connection.cursor() as cursor:
                     cursor.execute(sql, params)
                     columns = [column[0] for column in cursor.description or []]

@@ -27,8 +27,31 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-BANNER = "emqx-double: THIS IS A TEST DOUBLE of EMQX 4.4.4 for the mqttaction.emqx lab, not EMQX"
-VERSION = "4.4.4"
+# The version the double reports (status line, API, `broker`, export files):
+# the image's EMQX_DOUBLE_VERSION, so that a second lab image can stand in for
+# another 4.4.x release (tests/lab/images/emqx-double-next).
+DEFAULT_VERSION = "4.4.4"
+VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
+
+
+def double_version(env: dict[str, str]) -> str:
+    """EMQX_DOUBLE_VERSION (x.y.z), else 4.4.4."""
+    value = env.get("EMQX_DOUBLE_VERSION", "").strip()
+    if not value:
+        return DEFAULT_VERSION
+    if not VERSION_RE.match(value):
+        raise ConfigError(f"EMQX_DOUBLE_VERSION={value!r} is not a version x.y.z")
+    return value
+
+
+def banner(version: str) -> str:
+    return (
+        f"emqx-double: THIS IS A TEST DOUBLE of EMQX {version} for the mqttaction.emqx lab, "
+        "not EMQX"
+    )
+
+
+BANNER = banner(DEFAULT_VERSION)
 HERE = Path(__file__).resolve().parent
 DEFAULT_ROOT = Path(os.environ.get("EMQX_DOUBLE_ROOT", "/opt/emqx"))
 DEFAULT_TSV = HERE / "config-keys.tsv"
@@ -525,7 +548,21 @@ def erl_kv(d: dict[str, str]) -> str:
     return "[" + ", ".join(f"{{{erl_string(k)}, {erl_string(v)}}}" for k, v in d.items()) + "]"
 
 
-def render_terms(plan: BootPlan, rows: list[Mapping]) -> str:
+def listener_limits(conf: dict[str, str], rows: list[Mapping]) -> dict[str, str]:
+    """acceptors and max_connections of every MQTT listener that is set
+    (`listener.<proto>.<name> = ...`), from the conf or the schema default."""
+    out = {}
+    for key in conf:
+        parts = key.split(".")
+        if len(parts) == 3 and parts[0] == "listener" and parts[1] in ("tcp", "ssl", "ws", "wss"):
+            for suffix in ("acceptors", "max_connections"):
+                value = effective(conf, rows, f"{key}.{suffix}")
+                if value is not None:
+                    out[f"{key}.{suffix}"] = value
+    return out
+
+
+def render_terms(plan: BootPlan, rows: list[Mapping], version: str = DEFAULT_VERSION) -> str:
     core = rows_for(rows, None)
     # Defaults of the keys the Erlang side reads, resolved here from the table.
     needed = [
@@ -540,13 +577,15 @@ def render_terms(plan: BootPlan, rows: list[Mapping]) -> str:
         "log.level",
         "log.dir",
         "log.file",
+        "cluster.autoheal",
     ]
     conf = {k: v for k in needed if (v := effective(plan.conf, core, k)) is not None}
+    conf.update(listener_limits(plan.conf, core))
     conf.update(plan.conf)
     out = [
         "%% Written by emqx-double at boot (a test double of EMQX 4.4.4, not EMQX).\n",
         f"{{node, {erl_atom(plan.node_name)}}}.\n",
-        f"{{version, {erl_string(VERSION)}}}.\n",
+        f"{{version, {erl_string(version)}}}.\n",
         f"{{conf, {erl_kv(conf)}}}.\n",
         f"{{seeds, [{', '.join(erl_atom(s) for s in plan.seeds)}]}}.\n",
     ]
@@ -576,7 +615,10 @@ def log(msg: str) -> None:
 
 
 def cmd_entrypoint(argv: list[str], root: Path = DEFAULT_ROOT) -> None:
-    log(BANNER)
+    try:
+        log(banner(double_version(dict(os.environ))))
+    except ConfigError:
+        log(BANNER)
     env = entrypoint_env(dict(os.environ), socket.gethostname(), local_ip())
     names = loaded_plugins_names(env.get("EMQX_LOADED_PLUGINS"))
     if names:
@@ -600,9 +642,15 @@ def read_plugin_confs(etc_plugins: Path) -> dict[str, str]:
 
 
 def cmd_foreground(root: Path = DEFAULT_ROOT, tsv: Path = DEFAULT_TSV) -> int:
-    if not os.environ.get("EMQX_DOUBLE_BANNER_DONE"):
-        log(BANNER)
     env = dict(os.environ)
+    try:
+        version = double_version(env)
+    except ConfigError as exc:
+        log(BANNER)
+        log(f"emqx-double: [error] {exc}; the node does not start")
+        return 1
+    if not os.environ.get("EMQX_DOUBLE_BANNER_DONE"):
+        log(banner(version))
     env.setdefault("EMQX_LOG__TO", "console")
     rows = load_schema(tsv)
     lp = root / "data" / "loaded_plugins"
@@ -635,9 +683,12 @@ def cmd_foreground(root: Path = DEFAULT_ROOT, tsv: Path = DEFAULT_TSV) -> int:
         lp.write_text(plan.loaded_plugins_text)
     configs = root / "data" / "configs"
     configs.mkdir(parents=True, exist_ok=True)
-    (configs / "double.config").write_text(render_terms(plan, rows))
+    (configs / "double.config").write_text(render_terms(plan, rows, version))
     args_file = configs / "vm.double.args"
-    args_file.write_text(f"-name {plan.node_name}\n-setcookie {plan.cookie}\n")
+    args_file.write_text(
+        f"-name {plan.node_name}\n-setcookie {plan.cookie}\n"
+        f"-kernel net_ticktime {net_ticktime(plan.conf)}\n"
+    )
     args_file.chmod(0o600)
     mnesia_dir = root / "data" / "mnesia" / plan.node_name
     mnesia_dir.mkdir(parents=True, exist_ok=True)
@@ -657,6 +708,11 @@ def erl_dist_args(node_name: str, env: dict[str, str], conf: dict[str, str]) -> 
     return args
 
 
+def net_ticktime(conf: dict[str, str]) -> str:
+    """node.dist_net_ticktime (seconds), else vm.args' 120."""
+    return conf.get("node.dist_net_ticktime", "120")
+
+
 def erl_node_args(plan: BootPlan, env: dict[str, str], root: Path, mnesia_dir: Path) -> list[str]:
     return [
         "erl",
@@ -668,7 +724,7 @@ def erl_node_args(plan: BootPlan, env: dict[str, str], root: Path, mnesia_dir: P
         *erl_dist_args(plan.node_name, env, plan.conf),
         "-kernel",
         "net_ticktime",
-        plan.conf.get("node.dist_net_ticktime", "120"),
+        net_ticktime(plan.conf),
         # vm.args of 4.4.4: +P and +Q from node.process_limit / node.max_ports.
         "+P",
         plan.conf.get("node.process_limit", "2097152"),
@@ -708,8 +764,22 @@ def cli_target(env: dict[str, str], root: Path = DEFAULT_ROOT) -> tuple[str, str
     return name, cookie
 
 
+def cli_ticktime(root: Path = DEFAULT_ROOT) -> str | None:
+    """The node's net_ticktime as it wrote it, so that a long command (a
+    join) keeps the connection under the same tick as the node expects."""
+    try:
+        for line in (root / "data" / "configs" / "vm.double.args").read_text().splitlines():
+            words = line.split()
+            if words[:2] == ["-kernel", "net_ticktime"] and len(words) == 3:
+                return words[2]
+    except OSError:
+        pass
+    return None
+
+
 def cmd_ctl(argv: list[str], root: Path = DEFAULT_ROOT) -> int:
     node, cookie = cli_target(dict(os.environ), root)
+    tick = cli_ticktime(root)
     me = f"remsh_maint_{random.randrange(10**6)}@127.0.0.1"
     no_epmd = (
         []
@@ -725,6 +795,7 @@ def cmd_ctl(argv: list[str], root: Path = DEFAULT_ROOT) -> int:
         "-setcookie",
         cookie,
         *no_epmd,
+        *(["-kernel", "net_ticktime", tick] if tick else []),
         "-pa",
         str(HERE / "ebin"),
         "-s",

@@ -7,7 +7,8 @@
 
 -export([start/0, root/0, conf/1, conf/2, seeds/0, version/0, started_at/0,
          is_running/0, plugins/0, plugin_active/1, plugin_conf/2,
-         load_plugin/1, unload_plugin/1, say/2, uptime_string/0, accept_loop/2]).
+         load_plugin/1, unload_plugin/1, say/2, uptime_string/0, accept_loop/2,
+         accept_loop/3]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(PT(K), {?MODULE, K}).
@@ -54,16 +55,14 @@ timestamp() ->
     calendar:system_time_to_rfc3339(os:system_time(millisecond),
                                     [{unit, millisecond}]).
 
+%% emqx_sys:uptime/0's text: days, hours, minutes, seconds (always plural),
+%% leading zero units dropped, the others kept ("1 hours, 0 minutes, 5 seconds").
 uptime_string() ->
     Secs = (os:system_time(millisecond) - started_at()) div 1000,
-    lists:flatten(uptime(seconds, Secs)).
-
-uptime(seconds, S) when S < 60 -> [integer_to_list(S), " seconds"];
-uptime(seconds, S) -> [uptime(minutes, S div 60), integer_to_list(S rem 60), " seconds"];
-uptime(minutes, M) when M < 60 -> [integer_to_list(M), " minutes, "];
-uptime(minutes, M) -> [uptime(hours, M div 60), integer_to_list(M rem 60), " minutes, "];
-uptime(hours, H) when H < 24 -> [integer_to_list(H), " hours, "];
-uptime(hours, H) -> [integer_to_list(H div 24), " days, ", integer_to_list(H rem 24), " hours, "].
+    {D, {H, M, S}} = calendar:seconds_to_daystime(Secs),
+    Units = lists:dropwhile(fun({N, _}) -> N =:= 0 end,
+                            [{D, " days"}, {H, " hours"}, {M, " minutes"}, {S, " seconds"}]),
+    lists:flatten(lists:join(", ", [[integer_to_list(N), U] || {N, U} <- Units])).
 
 %% ---------------------------------------------------------------------------
 
@@ -88,6 +87,10 @@ init([]) ->
     say("starting node ~s (cookie set, dist port ~p, EMQX ~s stand-in)",
         [node(), emqx_double_epmd:port(node()), Vsn]),
     ok = emqx_double_cluster:start_mnesia(),
+    %% The management applications (mnesia table mqtt_app) before anything
+    %% else, as ekka creates or waits for its tables at boot.
+    ok = emqx_double_mgmt:init_table(),
+    ok = emqx_double_mgmt:wait_for_table(),
     {ok, _} = emqx_double_cluster:start_link(),
     {ok, _} = emqx_double_rpc:start_link(),
     {ok, _} = emqx_double_auth:start_link(),
@@ -99,10 +102,13 @@ init([]) ->
     say("node ~s is started", [node()]),
     {ok, State1}.
 
+%% emqx_management started (boot or `plugins load`): the default
+%% application, then the HTTP API, as emqx_mgmt_app:start/2; stopped: the API.
 maybe_http(State = #{plugins := Plugins, http := Http}) ->
     Active = lists:keyfind(emqx_management, 1, Plugins),
     case {Active, Http} of
         {{_, _, true, _}, undefined} ->
+            ok = emqx_double_mgmt:add_default_app(),
             {ok, Pid} = emqx_double_http:start_link(),
             State#{http => Pid};
         {{_, _, false, _}, Pid} when is_pid(Pid) ->
@@ -121,14 +127,16 @@ handle_call({load, Name}, _From, State = #{plugins := Plugins}) ->
         {_, _, _, Err} when Err =/= undefined -> {reply, {error, Err}, State};
         {N, D, false, E} ->
             write_loaded(Name, true),
-            S = maybe_http(State#{plugins := lists:keyreplace(N, 1, Plugins, {N, D, true, E})}),
+            P1 = lists:keyreplace(N, 1, Plugins, {N, D, true, E}),
+            S = maybe_http(State#{plugins := P1}),
             {reply, ok, S}
     end;
 handle_call({unload, Name}, _From, State = #{plugins := Plugins}) ->
     case lists:keyfind(Name, 1, Plugins) of
         {N, D, true, E} ->
             write_loaded(Name, false),
-            S = maybe_http(State#{plugins := lists:keyreplace(N, 1, Plugins, {N, D, false, E})}),
+            P1 = lists:keyreplace(N, 1, Plugins, {N, D, false, E}),
+            S = maybe_http(State#{plugins := P1}),
             {reply, ok, S};
         _ -> {reply, {error, not_started}, State}
     end;
@@ -171,9 +179,31 @@ setup_logger() ->
 
 %% Accept connections on listen socket L forever; each one is handled by
 %% Handler(Socket) in a process of its own.
-accept_loop(L, Handler) ->
+accept_loop(L, Handler) -> accept_loop(tcp, L, Handler).
+
+%% The same over TCP (tcp) or TLS (ssl). The TLS handshake runs in the
+%% connection's own process: a slow or failed one disturbs nobody else.
+accept_loop(tcp, L, Handler) ->
     {ok, S} = gen_tcp:accept(L),
     Pid = spawn(fun() -> receive go -> Handler(S) end end),
     ok = gen_tcp:controlling_process(S, Pid),
     Pid ! go,
-    accept_loop(L, Handler).
+    accept_loop(tcp, L, Handler);
+accept_loop(ssl, L, Handler) ->
+    case ssl:transport_accept(L) of
+        {ok, T} ->
+            Pid = spawn(fun() ->
+                                receive go -> ok after 5000 -> exit(normal) end,
+                                case ssl:handshake(T, 10000) of
+                                    {ok, S} -> Handler(S);
+                                    {error, _} -> ssl:close(T)
+                                end
+                        end),
+            case ssl:controlling_process(T, Pid) of
+                ok -> Pid ! go;
+                _ -> ssl:close(T), exit(Pid, kill)
+            end,
+            accept_loop(ssl, L, Handler);
+        {error, closed} -> exit({accept, closed});
+        {error, _} -> accept_loop(ssl, L, Handler)
+    end.

@@ -195,9 +195,13 @@ open() ->
                            undefined -> false;
                            V -> V
                        end end,
-    Env = [{"AUTHDB_" ++ string:uppercase(K), Conf(K)}
+    %% auth.mysql.ssl.verify -> AUTHDB_SSL_VERIFY, ...; AUTHDB_ROOT for relative files.
+    Env = [{"AUTHDB_" ++ string:to_upper([case C of $. -> $_; _ -> C end || C <- K]), Conf(K)}
            || K <- ["server", "username", "password", "database", "query_timeout",
-                    "auth_query", "super_query", "acl_query", "password_hash"]],
+                    "auth_query", "super_query", "acl_query", "password_hash",
+                    "ssl", "ssl.cacertfile", "ssl.cafile", "ssl.certfile", "ssl.keyfile",
+                    "ssl.verify", "ssl.server_name_indication"]]
+          ++ [{"AUTHDB_ROOT", emqx_double:root()}],
     Script = filename:join([emqx_double:root(), "lib", "emqx-double", "emqx_double_authdb.py"]),
     open_port({spawn_executable, "/usr/bin/python3"},
               [{args, [Script]}, {env, Env}, {line, 1 bsl 20}, binary, exit_status]).

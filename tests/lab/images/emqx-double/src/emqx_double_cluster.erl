@@ -3,6 +3,12 @@
 %% data/mnesia/<node>, `running_nodes` is running_db_nodes and
 %% `stopped_nodes` is db_nodes -- running. Static discovery joins the oldest
 %% live seed and retries every 5 s while a seed is missing.
+%%
+%% Partitions, as ekka 0.8.1.10 with cluster.autoheal = off: a peer that
+%% stops answering is down after node.dist_net_ticktime (Erlang's own tick);
+%% a heartbeat to every db node every 2-4 s reconnects when the network
+%% comes back, mnesia then reports inconsistent_database (logged as ekka
+%% logs it) and the two sides stay apart until the nodes of one side restart.
 -module(emqx_double_cluster).
 -behaviour(gen_server).
 
@@ -11,6 +17,7 @@
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(RETRY_MS, 5000).
+-define(SERVER, ?MODULE).
 -define(CALL_TIMEOUT, 120000).
 
 %% ---------------------------------------------------------------------------
@@ -37,13 +44,25 @@ in_cluster(Node) -> lists:member(Node, mnesia:system_info(db_nodes)).
 is_running(Node) ->
     rpc:call(Node, emqx_double, is_running, [], 5000) =:= true.
 
-%% Fresh standalone schema on this node (after leave / failed join).
+%% Fresh standalone schema on this node (after leave / failed join), with
+%% its own mqtt_app table and default application, as ekka's reboot does.
 reset_schema() ->
     stopped = mnesia:stop(),
     ok = mnesia:delete_schema([node()]),
     ok = mnesia:create_schema([node()]),
     ok = mnesia:start(),
-    ok.
+    ok = emqx_double_mgmt:init_table(),
+    ok = emqx_double_mgmt:wait_for_table(),
+    rebooted().
+
+%% What the restart of the broker's applications after a join / leave
+%% changes here: emqx_management's start adds the default application
+%% (nothing when the id exists, e.g. in the cluster just joined).
+rebooted() ->
+    case emqx_double:plugin_active(emqx_management) of
+        true -> emqx_double_mgmt:add_default_app();
+        false -> ok
+    end.
 
 prepare_removal() ->
     stopped = mnesia:stop(),
@@ -56,12 +75,21 @@ do_join(Node) ->
     case mnesia:change_config(extra_db_nodes, [Node]) of
         {ok, [Node]} ->
             case mnesia:change_table_copy_type(schema, node(), disc_copies) of
-                {atomic, ok} -> ok;
-                {aborted, {already_exists, schema, _, disc_copies}} -> ok;
+                {atomic, ok} -> copy_tables();
+                {aborted, {already_exists, schema, _, disc_copies}} -> copy_tables();
                 Other -> recover({copy_schema, Other})
             end;
         {ok, []} -> recover({node_down, Node});
         Other -> recover(Other)
+    end.
+
+%% The cluster's tables replace this node's (ekka_mnesia:copy_table).
+copy_tables() ->
+    case emqx_double_mgmt:copy_table() of
+        ok ->
+            ok = emqx_double_mgmt:wait_for_table(),
+            rebooted();
+        Error -> recover({copy_table, Error})
     end.
 
 recover(Reason) ->
@@ -79,6 +107,8 @@ force_leave(Node) -> gen_server:call(?MODULE, {force_leave, Node}, ?CALL_TIMEOUT
 
 init([]) ->
     mnesia:subscribe(system),
+    net_kernel:monitor_nodes(true),
+    heartbeat_later(),
     case emqx_double:conf("cluster.discovery", "manual") of
         "static" ->
             emqx_double:say("autocluster: static discovery, seeds ~0p", [emqx_double:seeds()]),
@@ -95,6 +125,7 @@ handle_call(leave, _From, S) -> {reply, handle_leave(), S};
 handle_call({force_leave, Node}, _From, S) -> {reply, handle_force_leave(Node), S};
 handle_call(_, _From, S) -> {reply, {error, unknown}, S}.
 
+handle_cast({heartbeat, _From}, S) -> {noreply, S};
 handle_cast(_, S) -> {noreply, S}.
 
 handle_info(autocluster, S) ->
@@ -108,9 +139,37 @@ handle_info({mnesia_system_event, {mnesia_down, N}}, S) when N =/= node() ->
 handle_info({mnesia_system_event, {mnesia_up, N}}, S) when N =/= node() ->
     emqx_double:say("mnesia up: ~s", [N]), {noreply, S};
 handle_info({mnesia_system_event, {inconsistent_database, Ctx, N}}, S) ->
-    emqx_double:say("[warning] mnesia inconsistent_database ~p with ~s", [Ctx, N]),
+    %% ekka_node_monitor logs this at critical level.
+    emqx_double:say("[critical] Ekka(Monitor): Network partition detected from node ~s: ~p",
+                    [N, Ctx]),
+    case emqx_double:conf("cluster.autoheal", "off") of
+        Off when Off =:= "off"; Off =:= "false" -> ok;
+        _ -> emqx_double:say("[warning] cluster.autoheal is on, but autoheal is not emulated "
+                             "by this test double: the partition stays until the nodes of "
+                             "one side restart", [])
+    end,
+    {noreply, S};
+handle_info({nodedown, N}, S) ->
+    emqx_double:say("node down: ~s", [N]), {noreply, S};
+handle_info({nodeup, N}, S) ->
+    emqx_double:say("node up: ~s", [N]), {noreply, S};
+%% ekka_node_monitor's heartbeat: a cast to every db node every 2-4 s, which
+%% (re)connects to a node whose connection was lost.
+handle_info(heartbeat, S) ->
+    %% Not while mnesia is down or stopping (at `docker stop`): db_nodes would
+    %% then be read from the schema on disc, which fails once kernel stops.
+    Peers = try mnesia:system_info(is_running) of
+                yes -> mnesia:system_info(db_nodes) -- [node()];
+                _ -> []
+            catch _:_ -> []
+            end,
+    %% A connection attempt to an unreachable node may take seconds: not here.
+    _ = [spawn(fun() -> gen_server:cast({?SERVER, N}, {heartbeat, node()}) end) || N <- Peers],
+    heartbeat_later(),
     {noreply, S};
 handle_info(_, S) -> {noreply, S}.
+
+heartbeat_later() -> erlang:send_after(rand:uniform(2000) + 2000, self(), heartbeat).
 
 terminate(_, _) -> ok.
 
@@ -140,6 +199,9 @@ handle_leave() ->
             ok = mnesia:delete_schema([node()]),
             ok = mnesia:create_schema([node()]),
             ok = mnesia:start(),
+            ok = emqx_double_mgmt:init_table(),
+            ok = emqx_double_mgmt:wait_for_table(),
+            ok = rebooted(),
             resubscribe(),
             case Left of
                 true -> ok;

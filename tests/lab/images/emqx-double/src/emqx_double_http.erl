@@ -1,38 +1,102 @@
 %% emqx-double (a test double of EMQX 4.4.4, not EMQX): the management HTTP
-%% API of emqx_management on management.listener.http (8081): GET /status
+%% API of emqx_management on management.listener.http (8081) and/or
+%% management.listener.https (TLS with the .certfile, .keyfile, .cacertfile,
+%% .verify, .fail_if_no_peer_cert and .tls_versions keys): GET /status
 %% (no auth, always 200 as in 4.4.4) and GET /api/v4/nodes, /nodes/{node},
-%% /brokers with basic auth against management.default_application.id/secret.
-%% A tiny HTTP/1.1 server on gen_tcp; one request per connection.
+%% /brokers with basic auth against the applications of the mnesia table
+%% mqtt_app (emqx_double_mgmt), as 4.4.4's emqx_mgmt_auth:is_authorized/2.
+%% Each listener that is set is served, with the same handlers; with neither
+%% set, http on 8081 (what the shipped emqx_management.conf sets).
+%% A tiny HTTP/1.1 server on gen_tcp / ssl; one request per connection.
 -module(emqx_double_http).
 
--export([start_link/0, init/1, node_info/0, broker_info/0, json/1]).
+-export([start_link/0, init/1, node_info/0, broker_info/0, json/1, listeners/0, loads/0]).
 
 start_link() -> proc_lib:start_link(?MODULE, init, [self()]).
 
 init(Parent) ->
-    Value = case emqx_double:plugin_conf(emqx_management, "management.listener.http") of
-                undefined -> "8081";
-                V -> V
-            end,
-    {Ip, Port} = case string:split(Value, ":", trailing) of
-                     [P] -> {any, list_to_integer(P)};
-                     [H, P] -> {ok, A} = inet:parse_address(H), {A, list_to_integer(P)}
-                 end,
-    Opts = [binary, {packet, http_bin}, {active, false}, {reuseaddr, true}
-            | [{ip, Ip} || Ip =/= any]],
-    case gen_tcp:listen(Port, Opts) of
-        {ok, L} ->
-            emqx_double:say("management HTTP API on ~s", [Value]),
+    Get = fun(K) -> emqx_double:plugin_conf(emqx_management, K) end,
+    Listeners = case {Get("management.listener.http"), Get("management.listener.https")} of
+                    {undefined, undefined} -> [{tcp, "http", "8081"}];
+                    {Http, Https} -> [{tcp, "http", Http} || Http =/= undefined]
+                                         ++ [{ssl, "https", Https} || Https =/= undefined]
+                end,
+    case listen(Listeners, Get, []) of
+        {ok, Socks} ->
+            %% The listen sockets belong to this process; the acceptors are
+            %% linked to it, so stopping it (plugin unloaded) stops them all.
+            %% Each listener counts its live connections (`listeners`).
+            Infos = [begin
+                         C = atomics:new(1, [{signed, true}]),
+                         spawn_link(emqx_double, accept_loop,
+                                    [T, L, fun(S) -> counted(C, fun() -> request(T, S) end) end]),
+                         {Name, Value, C}
+                     end || {T, Name, Value, L} <- Socks],
+            persistent_term:put({?MODULE, listeners}, Infos),
             proc_lib:init_ack(Parent, {ok, self()}),
-            emqx_double:accept_loop(L, fun request/1);
+            receive stop -> ok end;
         {error, Reason} ->
-            proc_lib:init_ack(Parent, {error, {http_listen, Value, Reason}})
+            proc_lib:init_ack(Parent, {error, Reason})
     end.
 
-request(S) ->
-    case gen_tcp:recv(S, 0, 10000) of
+listen([], _Get, Acc) -> {ok, lists:reverse(Acc)};
+listen([{T, Name, Value} | More], Get, Acc) ->
+    {Ip, Port} = emqx_double_mqtt:parse_bind(Value),
+    Opts = [binary, {packet, http_bin}, {active, false}, {reuseaddr, true}
+            | [{ip, Ip} || Ip =/= any]],
+    Listen = case T of
+                 tcp -> gen_tcp:listen(Port, Opts);
+                 ssl -> {ok, _} = application:ensure_all_started(ssl),
+                        ssl:listen(Port, Opts ++ emqx_double_mqtt:tls_options(
+                                                   "management.listener.https", Get))
+             end,
+    case Listen of
+        {ok, L} ->
+            emqx_double:say("management HTTP API (~s) on ~s", [Name, Value]),
+            listen(More, Get, [{T, Name, Value, L} | Acc]);
+        {error, Reason} ->
+            [close(T0, L0) || {T0, _, _, L0} <- Acc],
+            {error, {http_listen, Name, Value, Reason}}
+    end.
+
+counted(C, Fun) ->
+    atomics:add(C, 1, 1),
+    try Fun() after atomics:sub(C, 1, 1) end.
+
+%% For `emqx_ctl listeners`: the ranch listeners http:management and
+%% https:management as 4.4.4 lists them (listen_on is the port only;
+%% acceptors and max_clients are the configured values, which the double
+%% does not enforce on the API).
+listeners() ->
+    Get = fun(K, D) -> case emqx_double:plugin_conf(emqx_management, K) of
+                           undefined -> D;
+                           V -> V
+                       end
+          end,
+    case emqx_double:plugin_active(emqx_management) of
+        false -> [];
+        true ->
+            [begin
+                 P = "management.listener." ++ Name,
+                 {_, Port} = emqx_double_mqtt:parse_bind(Value),
+                 {Name ++ ":management", Port,
+                  list_to_integer(Get(P ++ ".acceptors", "4")),
+                  list_to_integer(Get(P ++ ".max_clients", "512")),
+                  atomics:get(C, 1)}
+             end || {Name, Value, C} <- persistent_term:get({?MODULE, listeners}, [])]
+    end.
+
+recv(tcp, S, Timeout) -> gen_tcp:recv(S, 0, Timeout);
+recv(ssl, S, Timeout) -> ssl:recv(S, 0, Timeout).
+send(tcp, S, Data) -> gen_tcp:send(S, Data);
+send(ssl, S, Data) -> ssl:send(S, Data).
+close(tcp, S) -> gen_tcp:close(S);
+close(ssl, S) -> ssl:close(S).
+
+request(T, S) ->
+    case recv(T, S, 10000) of
         {ok, {http_request, Method, {abs_path, Path}, _}} ->
-            Headers = headers(S, #{}),
+            Headers = headers(T, S, #{}),
             {Code, Extra, Type, Body} =
                 try handle(Method, Path, Headers)
                 catch C:E:ST ->
@@ -40,7 +104,7 @@ request(S) ->
                         {500, [], "text/plain", <<"internal error">>}
                 end,
             Bin = iolist_to_binary(Body),
-            gen_tcp:send(S, [io_lib:format("HTTP/1.1 ~p ~s\r\n", [Code, reason(Code)]),
+            send(T, S, [io_lib:format("HTTP/1.1 ~p ~s\r\n", [Code, reason(Code)]),
                              "server: emqx-double\r\n",
                              "content-type: ", Type, "\r\n",
                              io_lib:format("content-length: ~p\r\n", [byte_size(Bin)]),
@@ -48,13 +112,13 @@ request(S) ->
                              "connection: close\r\n\r\n", Bin]);
         _ -> ok
     end,
-    gen_tcp:close(S).
+    close(T, S).
 
-headers(S, Acc) ->
-    case gen_tcp:recv(S, 0, 10000) of
+headers(T, S, Acc) ->
+    case recv(T, S, 10000) of
         {ok, {http_header, _, Name, _, Value}} ->
             Key = string:lowercase(if is_atom(Name) -> atom_to_binary(Name); true -> Name end),
-            headers(S, Acc#{Key => Value});
+            headers(T, S, Acc#{Key => Value});
         {ok, http_eoh} -> Acc;
         _ -> Acc
     end.
@@ -83,13 +147,13 @@ handle(_, _, _) ->
 
 strip_query(P) -> hd(binary:split(P, <<"?">>)).
 
+%% Basic auth: AppId:AppSecret, checked against the mqtt_app table.
 authorized(Headers) ->
-    Id = emqx_double:plugin_conf(emqx_management, "management.default_application.id"),
-    Secret = emqx_double:plugin_conf(emqx_management, "management.default_application.secret"),
     case maps:get(<<"authorization">>, Headers, undefined) of
-        <<"Basic ", B64/binary>> when Id =/= undefined ->
-            try base64:decode(string:trim(B64)) of
-                Creds -> Creds =:= iolist_to_binary([Id, ":", Secret])
+        <<"Basic ", B64/binary>> ->
+            try binary:split(base64:decode(string:trim(B64)), <<":">>) of
+                [Id, Secret] -> emqx_double_mgmt:is_authorized(Id, Secret);
+                _ -> false
             catch _:_ -> false
             end;
         _ -> false
@@ -139,7 +203,7 @@ broker_info() ->
     #{node => node(),
       node_status => <<"Running">>,
       version => list_to_binary(emqx_double:version()),
-      sysdescr => <<"EMQX Broker">>,
+      sysdescr => <<"EMQ X Broker">>,
       uptime => list_to_binary(emqx_double:uptime_string()),
       datetime => iolist_to_binary(io_lib:format("~4..0w-~2..0w-~2..0w ~2..0w:~2..0w:~2..0w",
                                                  [Y, Mo, D, H, Mi, S])),
@@ -181,28 +245,4 @@ kmg(B) when B > ?KB -> fmt(B / ?KB, "K");
 kmg(B) -> B.
 fmt(F, U) -> iolist_to_binary(io_lib:format("~.2f~s", [F, U])).
 
-%% A small JSON encoder for the maps/lists/atoms/binaries/numbers used here.
-json(M) when is_map(M) ->
-    ["{", lists:join(",", [[json_key(K), ":", json(V)] || {K, V} <- lists:sort(maps:to_list(M))]), "}"];
-json(L) when is_list(L) -> ["[", lists:join(",", [json(E) || E <- L]), "]"];
-json(true) -> "true";
-json(false) -> "false";
-json(null) -> "null";
-json(A) when is_atom(A) -> json(atom_to_binary(A));
-json(I) when is_integer(I) -> integer_to_list(I);
-json(F) when is_float(F) -> float_to_list(F, [{decimals, 6}, compact]);
-json(B) when is_binary(B) -> [$", escape(B), $"].
-
-json_key(K) when is_atom(K) -> json(atom_to_binary(K));
-json_key(K) -> json(K).
-
-escape(B) ->
-    [case C of
-         $" -> "\\\"";
-         $\\ -> "\\\\";
-         $\n -> "\\n";
-         $\r -> "\\r";
-         $\t -> "\\t";
-         _ when C < 32 -> io_lib:format("\\u~4.16.0b", [C]);
-         _ -> C
-     end || <<C>> <= B].
+json(Term) -> emqx_double_json:encode(Term).
