@@ -1,11 +1,11 @@
 """Try MQTT access the way an attacker or a legitimate client would, and print what happened as JSON.
 
-    mqtt_access.py connect HOST [--username U --password P]
+    mqtt_access.py connect HOST [--port N] [--username U --password P] [--websocket PATH]
                    [--tls [--cafile CA] [--tls-version 1.2|1.3] [--certfile C --keyfile K]]
         {"connack": 0}                       (0 accepted; 5 not authorised, 4 bad credentials, ...)
         {"connack": null, "error": "..."}    (no MQTT session: TLS or TCP failed)
     mqtt_access.py pubsub HOST --sub-user U --sub-password P --pub-user U2 --pub-password P2
-                   --subscribe FILTER --publish TOPIC [--count N]
+                   --subscribe FILTER --publish TOPIC [--count N] [--sub-port N --sub-websocket PATH]
         {"suback": 1, "received": 3, "sent": 3}   (suback 128: the subscription was refused)
 
 Used by the molecule security scenario; bounded by --count and a 10 s wait.
@@ -23,9 +23,12 @@ import uuid
 import paho.mqtt.client as mqtt
 
 
-def connect(host, port, username=None, password=None, tls=None):
+def connect(host, port, username=None, password=None, tls=None, websocket=None):
+    """An MQTT client connected over TCP, or over WebSocket at path ``websocket``."""
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="access-" + uuid.uuid4().hex[:10],
-                         protocol=mqtt.MQTTv311)
+                         protocol=mqtt.MQTTv311, transport="websockets" if websocket else "tcp")
+    if websocket:
+        client.ws_set_options(path=websocket)
     if username is not None:
         client.username_pw_set(username, password)
     if tls is not None:
@@ -68,7 +71,8 @@ def tls_context(args):
 
 def cmd_connect(args):
     try:
-        client, code = connect(args.host, args.port, args.username, args.password, tls_context(args))
+        client, code = connect(args.host, args.port, args.username, args.password, tls_context(args),
+                               args.websocket)
     except (ssl.SSLError, OSError) as exc:
         return {"connack": None, "error": str(exc)}
     if code is None:  # TLS 1.3 reports a refused client certificate only after the handshake
@@ -79,7 +83,8 @@ def cmd_connect(args):
 
 
 def cmd_pubsub(args):
-    subscriber, code = connect(args.host, args.port, args.sub_user, args.sub_password)
+    subscriber, code = connect(args.host, args.sub_port or args.port, args.sub_user, args.sub_password,
+                               websocket=args.sub_websocket)
     if code != 0:
         return {"error": "subscriber refused with %s" % code}
     received, granted = [], threading.Event()
@@ -124,6 +129,7 @@ def main(argv=None):
     one.add_argument("--tls-version", choices=["1.2", "1.3"])
     one.add_argument("--certfile", help="client certificate (PEM)")
     one.add_argument("--keyfile", help="its key (PEM)")
+    one.add_argument("--websocket", metavar="PATH", help="MQTT over WebSocket at this path (ws, or wss with --tls)")
     two = sub.add_parser("pubsub")
     two.add_argument("host")
     two.add_argument("--port", type=int, default=1883)
@@ -133,6 +139,8 @@ def main(argv=None):
     two.add_argument("--subscribe", required=True)
     two.add_argument("--publish", required=True)
     two.add_argument("--count", type=int, default=3)
+    two.add_argument("--sub-port", type=int, help="the subscriber's port (default --port)")
+    two.add_argument("--sub-websocket", metavar="PATH", help="subscribe over WebSocket at this path")
     args = parser.parse_args(argv)
     print(json.dumps(cmd_connect(args) if args.command == "connect" else cmd_pubsub(args)))
     return 0
