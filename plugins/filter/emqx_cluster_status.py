@@ -45,7 +45,9 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.mqttaction.emqx.plugins.module_utils.emqx_cli import (
     CliOutputError,
     parse_cluster_status,
+    parse_listeners,
     parse_plugins,
+    parse_vm,
 )
 
 
@@ -63,8 +65,23 @@ def emqx_plugins(text):
         raise AnsibleFilterError(str(exc)) from exc
 
 
+def emqx_vm(text):
+    try:
+        return parse_vm(text)
+    except CliOutputError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
+def emqx_listeners(text):
+    try:
+        return parse_listeners(text)
+    except CliOutputError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
 class FilterModule:
     """Parsers of emqx_ctl output."""
 
     def filters(self):
-        return {"emqx_cluster_status": emqx_cluster_status, "emqx_plugins": emqx_plugins}
+        return {"emqx_cluster_status": emqx_cluster_status, "emqx_plugins": emqx_plugins,
+                "emqx_vm": emqx_vm, "emqx_listeners": emqx_listeners}

@@ -58,6 +58,32 @@ def parse_plugins(text):
 
 # ---- emqx_ctl status ------------------------------------------------------
 
+_VM_LINE = re.compile(r"^([a-z_]+/[a-z_0-9]+)\s*:\s*(\S+)\s*$", re.M)
+
+
+def parse_vm(text):
+    """``emqx_ctl vm`` (``cpu/load1 : 0.42``, ``process/limit : 2097152``...) as {key: int or text}."""
+    found = dict((key, int(value) if value.isdigit() else value) for key, value in _VM_LINE.findall(text))
+    if "process/limit" not in found:
+        raise CliOutputError("not the output of emqx_ctl vm: %r" % text[:200])
+    return found
+
+
+_LISTENER = re.compile(r"^(\S+)\n((?:[ ]{2}\S+\s*:.*\n?)+)", re.M)
+_LISTENER_FIELD = re.compile(r"^[ ]{2}(\S+)\s*:\s*(.*?)\s*$", re.M)
+
+
+def parse_listeners(text):
+    """``emqx_ctl listeners`` as {listener id (``mqtt:tcp:external``): {field: int or text}}."""
+    found = {}
+    for name, body in _LISTENER.findall(text):
+        found[name] = dict((key, int(value) if value.isdigit() else value)
+                           for key, value in _LISTENER_FIELD.findall(body))
+    if not found:
+        raise CliOutputError("not the output of emqx_ctl listeners: %r" % text[:200])
+    return found
+
+
 _NODE_STATUS = re.compile(r"^Node '?([^'\s]+)'? (\S+) is (\w+)\s*$", re.M)
 
 

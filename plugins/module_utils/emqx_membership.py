@@ -121,6 +121,47 @@ def mismatch_message(view, expected, where):
     return " ".join(lines)
 
 
+def split_views(views):
+    """Group the nodes asked by what they see running.
+
+    ``views`` maps each asked node to the running nodes it sees. Returns a list
+    of parts, biggest first (ties: by name), each ``{"nodes": [...], "sees":
+    [...]}``: the asked nodes that see the same running set. More than one part
+    means the nodes disagree about who is in the cluster.
+    """
+    groups = {}
+    for node, running in views.items():
+        groups.setdefault(tuple(sorted(running)), []).append(node)
+    parts = [{"nodes": sorted(nodes), "sees": list(sees)} for sees, nodes in groups.items()]
+    return sorted(parts, key=lambda part: (-len(part["sees"]), -len(part["nodes"]), part["nodes"]))
+
+
+def split_message(views):
+    """Why the cluster is split and how 4.4.4 heals it; empty when all views agree."""
+    parts = split_views(views)
+    if len(parts) < 2:
+        return ""
+    lines = ["The nodes disagree about who is in the cluster: a network partition (split brain)."]
+    for part in parts:
+        lines.append("%s %s running: %s." % (", ".join(part["nodes"]), "sees" if len(part["nodes"]) == 1 else "see",
+                                             ", ".join(part["sees"]) or "none"))
+    biggest, second = parts[0], parts[1]
+    if len(parts) > 2:
+        lines.append("EMQX 4.4.4's autoheal cannot decide between more than two parts and leaves them split.")
+    elif len(biggest["sees"]) == len(second["sees"]):
+        lines.append("The two parts are of equal size: autoheal (cluster.autoheal = on) keeps the part holding the "
+                     "oldest node and restarts the other.")
+    else:
+        lines.append("Autoheal (cluster.autoheal = on) keeps the majority (%s) and restarts the other part once every "
+                     "node reaches every other again." % ", ".join(biggest["sees"]))
+    lines.append("It does nothing while a node is unreachable or with autoheal off, and the nodes it restarts drop "
+                 "their clients and lose what was written only on their side. To heal by hand, restore the "
+                 "network between the hosts (Erlang distribution 4370+N and cluster RPC), then restart the nodes "
+                 "of the smaller part one at a time: ansible-playbook mqttaction.emqx.rolling_restart "
+                 "--limit <their hosts> -e emqx_rolling_health_check=false.")
+    return " ".join(lines)
+
+
 def wait_argument_spec(wait_timeout=60):
     """The module options of waiting (see the emqx doc fragment's ``wait``)."""
     return dict(wait_timeout=dict(type="int", default=wait_timeout),

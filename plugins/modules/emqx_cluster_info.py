@@ -148,6 +148,13 @@ match:
   returned: when O(expected_nodes) is given
   type: bool
   sample: true
+mismatch:
+  description:
+    - Why the running nodes are not O(expected_nodes), with the likely causes; empty when they are.
+    - The message the module fails with, returned also with O(fail_on_mismatch=false).
+  returned: when O(expected_nodes) is given
+  type: str
+  sample: ""
 nodes:
   description:
     - Details per node from the API, keyed by node name, as 4.4.4 returns them (C(node_status),
@@ -273,9 +280,10 @@ def main():
     result.update(view)
     if expected is not None:
         result.update(compare(view, expected))
+        result["mismatch"] = "" if result["match"] else "%s (waited %.0f s, %d looks)" % (
+            mismatch_message(view, expected, where(module)), elapsed, attempts)
         if not result["match"] and module.params["fail_on_mismatch"]:
-            module.fail_json(msg="%s (waited %.0f s, %d looks)" % (
-                mismatch_message(view, expected, where(module)), elapsed, attempts), **result)
+            module.fail_json(msg=result["mismatch"], **result)
     module.exit_json(**result)
 
 

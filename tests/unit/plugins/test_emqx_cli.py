@@ -118,3 +118,67 @@ def test_explain_change_failure():
     assert "data/mnesia" in cli.explain_change_failure("join", schema, "emqx@a")
     other = cli.parse_change("leave", "Failed to leave the cluster: timeout")
     assert cli.explain_change_failure("leave", other, "emqx@a") == "emqx_ctl cluster leave said: timeout."
+
+
+VM_OUTPUT = """cpu/load1               : 0.42
+cpu/load5               : 0.40
+cpu/load15              : 0.38
+memory/total            : 99995208
+memory/processes        : 26000000
+process/limit           : 2097152
+process/count           : 315
+io/max_fds              : 16384
+io/active_fds           : 0
+ports/count           : 18
+ports/limit           : 1048576
+"""
+
+LISTENERS_OUTPUT = """mqtt:ssl:external
+  listen_on       : 0.0.0.0:8883
+  acceptors       : 32
+  max_conns       : 102400
+  current_conn    : 0
+  shutdown_count  : []
+mqtt:tcp:external
+  listen_on       : 0.0.0.0:1883
+  acceptors       : 64
+  max_conns       : 1024000
+  current_conn    : 12
+  shutdown_count  : [{closed,3}]
+http:management
+  listen_on       : 0.0.0.0:8081
+  acceptors       : 2
+  max_conns       : 512
+  current_conn    : 0
+  shutdown_count  : []
+"""
+
+
+def test_parse_vm_reads_4_4_4_lines_with_short_ports_padding():
+    from ansible_collections.mqttaction.emqx.plugins.module_utils.emqx_cli import parse_vm
+
+    vm = parse_vm(VM_OUTPUT)
+    assert vm["process/limit"] == 2097152 and vm["io/max_fds"] == 16384
+    assert vm["ports/limit"] == 1048576 and vm["cpu/load1"] == "0.42"
+
+
+def test_parse_listeners_reads_every_block():
+    from ansible_collections.mqttaction.emqx.plugins.module_utils.emqx_cli import parse_listeners
+
+    listeners = parse_listeners(LISTENERS_OUTPUT)
+    assert list(listeners) == ["mqtt:ssl:external", "mqtt:tcp:external", "http:management"]
+    assert listeners["mqtt:tcp:external"] == {"listen_on": "0.0.0.0:1883", "acceptors": 64, "max_conns": 1024000,
+                                              "current_conn": 12, "shutdown_count": "[{closed,3}]"}
+
+
+def test_vm_and_listeners_refuse_other_output():
+    import pytest
+    from ansible_collections.mqttaction.emqx.plugins.module_utils.emqx_cli import (
+        CliOutputError,
+        parse_listeners,
+        parse_vm,
+    )
+
+    for parse in (parse_vm, parse_listeners):
+        with pytest.raises(CliOutputError):
+            parse("Node 'emqx@127.0.0.1' not responding to pings.\n")

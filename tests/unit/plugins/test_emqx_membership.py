@@ -160,3 +160,45 @@ def test_wait_until_keeps_the_last_error_when_time_runs_out():
 def test_wait_until_zero_timeout_looks_once():
     clock = FakeClock()
     assert m.wait_until(reader([A]), match([B]), 0, 2, clock, clock.sleep)[2] == 1
+
+
+def test_split_views_agreeing_nodes_are_one_part():
+    views = {A: [A, B, C], B: [C, B, A], C: [A, B, C]}
+    assert m.split_views(views) == [{"nodes": [A, B, C], "sees": [A, B, C]}]
+    assert m.split_message(views) == ""
+
+
+def test_split_message_names_the_majority_autoheal_keeps():
+    views = {A: [A, B], B: [A, B], C: [C]}
+    parts = m.split_views(views)
+    assert parts == [{"nodes": [A, B], "sees": [A, B]}, {"nodes": [C], "sees": [C]}]
+    message = m.split_message(views)
+    assert "network partition" in message
+    assert "%s, %s see running: %s, %s." % (A, B, A, B) in message
+    assert "%s sees running: %s." % (C, C) in message
+    assert "keeps the majority (%s, %s)" % (A, B) in message
+    assert "rolling_restart --limit" in message
+
+
+def test_split_message_on_a_tie_and_with_three_parts():
+    assert "equal size" in m.split_message({A: [A], B: [B]})
+    message = m.split_message({A: [A], B: [B], C: [C]})
+    assert "cannot decide between more than two parts" in message
+
+
+def test_split_message_of_a_node_that_sees_nothing():
+    assert "sees running: none." in m.split_message({A: [A, B], B: [A, B], C: []})
+
+
+def test_split_filter_takes_module_results():
+    from ansible.errors import AnsibleFilterError
+    from ansible_collections.mqttaction.emqx.plugins.filter.emqx_cluster_split import emqx_cluster_split
+
+    results = [{"item": {"node": A}, "running_nodes": [A, B]}, {"item": {"node": B}, "running_nodes": [A, B]},
+               {"item": {"node": C}, "running_nodes": [C]}]
+    assert "network partition" in emqx_cluster_split(results)
+    assert emqx_cluster_split(results[:2]) == ""
+    with pytest.raises(AnsibleFilterError):
+        emqx_cluster_split([{"running_nodes": []}])
+    with pytest.raises(AnsibleFilterError):
+        emqx_cluster_split("emqx@a")

@@ -1,0 +1,155 @@
+"""Numbered QoS 1 traffic through a load balancer while the cluster changes, and what got lost.
+
+    mqtt_traffic.py --host LB [--port 1883] --stop-file FILE [--rate 20] [--max-seconds 300]
+                    [--api http://NODE:8081 ...] [--api-user U --api-password P] [--expected N]
+
+A subscriber and a publisher connect through the load balancer (paho-mqtt, clean sessions,
+reconnecting as soon as they are dropped). The publisher sends messages numbered 0, 1, 2 ... at
+--rate per second with QoS 1 and notes which ones the broker acknowledged (PUBACK). Every second
+each node's management API (--api) is asked which nodes run. The run ends when --stop-file
+appears (or after --max-seconds), waits 3 s for messages in flight, and prints one JSON object:
+
+    {"seconds", "published", "acked", "received", "lost_acked": acked but never received,
+     "unacked": sent but never acknowledged, "duplicates", "out_of_order", "sub_reconnects",
+     "pub_reconnects", "membership_min", "membership_samples", "membership_seen": {count: samples}}
+
+membership of a sample is the number of nodes that every node answering it lists as running;
+a sample with no answer counts 0. Used by the molecule operations scenario; bounded in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import threading
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+TOPIC = "traffic/numbered"
+
+
+def client(name, host, port, on_connect):
+    """A client that reconnects at once when dropped, counting its (re)connections."""
+    result = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="%s-%s" % (name, uuid.uuid4().hex[:8]),
+                         protocol=mqtt.MQTTv311, clean_session=True)
+    result.reconnect_delay_set(min_delay=0.05, max_delay=0.5)
+    counts = {"connects": 0}
+
+    def connected(cl, _userdata, _flags, reason_code, _properties=None):
+        if not getattr(reason_code, "is_failure", False):
+            counts["connects"] += 1
+            on_connect(cl)
+
+    result.on_connect = connected
+    result.connect_async(host, port, keepalive=10)
+    result.loop_start()
+    return result, counts
+
+
+def running_nodes(url, auth):
+    """The nodes an API lists as running, or None when it does not answer."""
+    request = urllib.request.Request(url.rstrip("/") + "/api/v4/nodes", headers={"Authorization": auth})
+    try:
+        with urllib.request.urlopen(request, timeout=0.8) as answer:
+            body = json.load(answer)
+    except (OSError, ValueError):
+        return None
+    return {entry["node"] for entry in body.get("data", []) if entry.get("node_status") == "Running"}
+
+
+def sample_membership(apis, auth, samples, stop):
+    while not stop.is_set():
+        started = time.monotonic()
+        views = [view for view in (running_nodes(url, auth) for url in apis) if view is not None]
+        samples.append(len(set.intersection(*views)) if views else 0)
+        stop.wait(max(0.0, 1.0 - (time.monotonic() - started)))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--port", type=int, default=1883)
+    parser.add_argument("--rate", type=float, default=20)
+    parser.add_argument("--stop-file", required=True)
+    parser.add_argument("--max-seconds", type=float, default=300)
+    parser.add_argument("--api", action="append", default=[])
+    parser.add_argument("--api-user", default="")
+    parser.add_argument("--api-password", default="")
+    args = parser.parse_args(argv)
+    auth = "Basic " + base64.b64encode(("%s:%s" % (args.api_user, args.api_password)).encode()).decode()
+
+    received = Counter()
+    arrival_order = []
+    lock = threading.Lock()
+
+    def on_message(_client, _userdata, message):
+        number = int(message.payload)
+        with lock:
+            received[number] += 1
+            arrival_order.append(number)
+
+    subscriber, sub_counts = client("traffic-sub", args.host, args.port, lambda cl: cl.subscribe(TOPIC, qos=1))
+    subscriber.on_message = on_message
+    acked, sent = set(), {}
+
+    def on_publish(_client, _userdata, mid, _reason_code=None, _properties=None):
+        with lock:
+            if mid in sent:
+                acked.add(sent.pop(mid))
+
+    publisher, pub_counts = client("traffic-pub", args.host, args.port, lambda cl: None)
+    publisher.on_publish = on_publish
+
+    samples, stop = [], threading.Event()
+    sampler = threading.Thread(target=sample_membership, args=(args.api, auth, samples, stop), daemon=True)
+    if args.api:
+        sampler.start()
+
+    deadline = time.monotonic() + args.max_seconds
+    while sub_counts["connects"] == 0 and time.monotonic() < deadline:  # subscribe before the first message
+        time.sleep(0.05)
+    time.sleep(0.5)
+    started, number = time.monotonic(), 0
+    stop_file = Path(args.stop_file)
+    while time.monotonic() < deadline and not stop_file.exists():
+        info = publisher.publish(TOPIC, str(number).encode(), qos=1)
+        with lock:
+            sent[info.mid] = number
+        number += 1
+        time.sleep(max(0.0, started + number / args.rate - time.monotonic()))
+    time.sleep(3)
+    stop.set()
+    for each in (publisher, subscriber):
+        each.loop_stop()
+        each.disconnect()
+
+    with lock:
+        got = set(received)
+        late = sum(1 for earlier, later in zip(arrival_order, arrival_order[1:]) if later < earlier)
+        result = {
+            "seconds": round(time.monotonic() - started, 1),
+            "published": number,
+            "acked": len(acked),
+            "received": len(got),
+            "lost_acked": len(acked - got),
+            "unacked": number - len(acked),
+            "duplicates": sum(count - 1 for count in received.values()),
+            "out_of_order": late,
+            "sub_reconnects": max(0, sub_counts["connects"] - 1),
+            "pub_reconnects": max(0, pub_counts["connects"] - 1),
+            "membership_min": min(samples) if samples else None,
+            "membership_samples": len(samples),
+            "membership_seen": dict(sorted(Counter(samples).items())),
+        }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
