@@ -132,8 +132,9 @@ def markdown(summary, title, command_line):
     if summary["nodes"]:
         lines += ["| node | connections at the peak | CPU peak | memory peak |", "| --- | --- | --- | --- |"]
         for node, figures in summary["nodes"].items():
-            lines.append("| %s | %s | %.0f %% | %s |" % (node, format(figures["connections_peak"], ","),
-                                                       figures["cpu_percent_peak"], _mib(figures["memory_bytes_peak"])))
+            lines.append("| %s | %s | %.0f %% | %s |" % (
+                node, format(figures["connections_peak"], ","), figures["cpu_percent_peak"],
+                _mib(figures["memory_bytes_peak"])))
         lines.append("")
     lines += ["![connections over time](connections.svg)", ""]
     return "\n".join(lines)
@@ -157,9 +158,9 @@ def svg(summary, title):
     for before, after in zip(timeline, timeline[1:]):
         span = max(1, after["t"] - before["t"])
         rates.append((after["t"], max(0, after["connect_succ"] - before["connect_succ"]) / float(span)))
-    all_t = [t for _, points, _ in series for t, _ in points] + [t for t, _ in rates] or [0]
-    t_max = max(1, max(all_t))
-    y_max = max([value for _, points, _ in series for _, value in points] + [value for _, value in rates] + [1])
+    points_drawn = [point for entry in series for point in entry[1]] + rates
+    t_max = max([1] + [point[0] for point in points_drawn])
+    y_max = max([1] + [point[1] for point in points_drawn])
     y_max = 10 ** int(math.floor(math.log10(y_max))) * math.ceil(y_max / 10 ** int(math.floor(math.log10(y_max))))
 
     def x(t):

@@ -16,7 +16,7 @@ description:
     writes into O(dest) C(report.json) (the summary and every input, for comparing runs), C(report.md) (a
     short table for people) and C(connections.svg) (connections over time per generator total and per node,
     the connect rate, and errors by kind).
-  - Runs where the files should go, normally the controller (C(delegate_to: localhost)).
+  - "Runs where the files should go, normally the controller (C(delegate_to: localhost))."
 attributes:
   check_mode:
     support: full

@@ -209,7 +209,7 @@ class FakeMySQL:
     def run(self):
         while True:
             try:
-                sock, _ = self.listener.accept()
+                sock = self.listener.accept()[0]
             except OSError:
                 return
             try:

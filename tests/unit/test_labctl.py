@@ -145,7 +145,7 @@ def test_child_image_rebuilds_when_its_parent_changes(monkeypatch):
     monkeypatch.setattr(labctl, "debian_mirrors", lambda: {"archive": "http://a/debian"})
     monkeypatch.setattr(labctl, "build_base", lambda _m: "base1")
     labctl.build_images()
-    tags = [t for t, _ in builds]
+    tags = [build[0] for build in builds]
     assert tags.index("mqttaction-lab/emqx-double:4.4.4") < tags.index("mqttaction-lab/emqx-double:4.4.5")
     assert ("mqttaction-lab/emqx-double:4.4.5", "BASE=mqttaction-lab/emqx-double:4.4.4") in builds
 
@@ -160,7 +160,7 @@ def test_child_image_rebuilds_when_its_parent_changes(monkeypatch):
         lambda ctx, extra="": real_digest(ctx, extra + ("|edited" if ctx.name == "emqx-double" else "")),
     )
     labctl.build_images()
-    assert [t for t, _ in builds] == ["mqttaction-lab/emqx-double:4.4.4", "mqttaction-lab/emqx-double:4.4.5"]
+    assert [build[0] for build in builds] == ["mqttaction-lab/emqx-double:4.4.4", "mqttaction-lab/emqx-double:4.4.5"]
 
 
 def test_network_addresses_come_from_the_subnet():

@@ -131,7 +131,7 @@ def test_node_stats_reads_cgroup_v1_and_v2_and_falls_back_to_proc(tmp_path, monk
         "/proc/9/stat": "9 (beam.smp) S " + " ".join(["0"] * 10) + " 300 200 0 0",
     }
     monkeypatch.setattr(emqx_node_stats, "CGROUP", str(tmp_path))
-    monkeypatch.setattr(emqx_node_stats, "read", lambda path: files.get(path))
+    monkeypatch.setattr(emqx_node_stats, "read", files.get)
     monkeypatch.setattr(emqx_node_stats.os, "sysconf", lambda name: 100)
     v1, v2, proc = emqx_node_stats.Usage(7), emqx_node_stats.Usage(8), emqx_node_stats.Usage(9)
     assert v1.cpu_seconds() == 2.5 and v1.memory_bytes() == 800
