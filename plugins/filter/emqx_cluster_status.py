@@ -51,32 +51,23 @@ from ansible_collections.mqttaction.emqx.plugins.module_utils.emqx_cli import (
 )
 
 
-def emqx_cluster_status(text):
-    try:
-        return parse_cluster_status(text)
-    except CliOutputError as exc:
-        raise AnsibleFilterError(str(exc)) from exc
+def _filter(parse):
+    """A filter that runs an emqx_ctl output parser and reports its complaint as a filter error."""
+
+    def run(text):
+        try:
+            return parse(text)
+        except CliOutputError as exc:
+            raise AnsibleFilterError(str(exc)) from exc
+
+    run.__name__ = parse.__name__
+    return run
 
 
-def emqx_plugins(text):
-    try:
-        return parse_plugins(text)
-    except CliOutputError as exc:
-        raise AnsibleFilterError(str(exc)) from exc
-
-
-def emqx_vm(text):
-    try:
-        return parse_vm(text)
-    except CliOutputError as exc:
-        raise AnsibleFilterError(str(exc)) from exc
-
-
-def emqx_listeners(text):
-    try:
-        return parse_listeners(text)
-    except CliOutputError as exc:
-        raise AnsibleFilterError(str(exc)) from exc
+emqx_cluster_status = _filter(parse_cluster_status)
+emqx_plugins = _filter(parse_plugins)
+emqx_vm = _filter(parse_vm)
+emqx_listeners = _filter(parse_listeners)
 
 
 class FilterModule:

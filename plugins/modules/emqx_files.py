@@ -38,11 +38,11 @@ options:
         description: Absolute path.
         type: path
         required: true
-      owner:
+      owner: &emqx_files_owner
         description: User name or numeric id.
         type: str
         default: root
-      group:
+      group: &emqx_files_group
         description: Group name or numeric id.
         type: str
         default: root
@@ -64,14 +64,8 @@ options:
         description: The whole content, as text (UTF-8).
         type: str
         required: true
-      owner:
-        description: User name or numeric id.
-        type: str
-        default: root
-      group:
-        description: Group name or numeric id.
-        type: str
-        default: root
+      owner: *emqx_files_owner
+      group: *emqx_files_group
       mode:
         description: Octal mode, as a string such as V("0640").
         type: str
