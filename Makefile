@@ -105,16 +105,13 @@ lab-down:
 lab-status:
 	$(PYTHON) tests/lab/labctl.py status
 
-# Every scenario runs against a freshly started lab; the lab is torn down
-# afterwards whether the scenarios passed or not.
+# Every scenario runs against a freshly started lab, two at a time, longest
+# first (MOLECULE_JOBS=1 runs them one by one); each logs to .lab/logs/. The
+# lab is torn down afterwards whether the scenarios passed or not.
+SCENARIO_ORDER := operations security default bench single_host emqx_double membership lab
 molecule: lab-up
 	@status=0; \
-	for scenario in $(SCENARIOS); do \
-	  echo "=== molecule scenario $$scenario"; start=$$(date +%s); \
-	  if molecule test -s $$scenario; then result=passed; else result=FAILED; status=1; fi; \
-	  echo "=== molecule scenario $$scenario $$result in $$(( $$(date +%s) - start )) s"; \
-	  [ $$status -eq 0 ] || break; \
-	done; \
+	tests/lab/run_scenarios.sh $(filter $(SCENARIO_ORDER),$(SCENARIOS)) $(filter-out $(SCENARIO_ORDER),$(SCENARIOS)) || status=1; \
 	$(PYTHON) tests/lab/labctl.py down; \
 	exit $$status
 
@@ -128,11 +125,11 @@ demo: lab-up
 	@printf '\n%s\n%s\n%s\n\n' \
 	  '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!' \
 	  '!! DEMO WITH A STAND-IN: emqx/emqx:4.4.4 cannot be pulled here, so this demo runs the  !!' \
-	  '!! lab test double emqx-double:4.4.4 (NOT EMQX) on lab host 172.28.42.11.              !!'
+	  '!! lab test double emqx-double:4.4.4 (NOT EMQX) on lab host 172.28.42.51.              !!'
 	molecule create -s single_host
 	molecule prepare -s single_host
 	ansible-playbook -i inventories/local -i tests/lab/demo-inventory.yml --private-key $(LAB)/ssh/id_ed25519 site.yml
-	@echo "make demo: cluster up on 172.28.42.11 (EMQX 4.4.4 test double, not EMQX); remove with make demo-down"
+	@echo "make demo: cluster up on 172.28.42.51 (EMQX 4.4.4 test double, not EMQX); remove with make demo-down"
 
 demo-down:
 	molecule destroy -s single_host

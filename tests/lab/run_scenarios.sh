@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs molecule scenarios, MOLECULE_JOBS (2) at a time, in the order given
+# (longest first keeps both slots busy). Ansible's controller works on one core
+# and the lab hosts mostly wait, so two scenarios side by side use a two-core
+# machine about twice as well; each scenario has its own host addresses and
+# container names for that. Every scenario's output goes to
+# .lab/logs/<scenario>.log; the end of the log of one that fails is printed.
+# Exits non-zero when any scenario failed.
+#   tests/lab/run_scenarios.sh scenario...
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+logs="$root/.lab/logs"
+mkdir -p "$logs"
+rm -f "$logs"/*.log "$logs/failed"
+
+run_one() {
+  local scenario=$1 logs=$2 start
+  start=$(date +%s)
+  echo "=== molecule scenario $scenario started"
+  if molecule test -s "$scenario" >"$logs/$scenario.log" 2>&1; then
+    echo "=== molecule scenario $scenario passed in $(( $(date +%s) - start )) s"
+  else
+    echo "=== molecule scenario $scenario FAILED in $(( $(date +%s) - start )) s"
+    echo "$scenario" >>"$logs/failed"
+    return 1
+  fi
+}
+export -f run_one
+
+cd "$root" || exit 1
+printf '%s\n' "$@" | xargs -P "${MOLECULE_JOBS:-2}" -I{} bash -c 'run_one "$1" "$2"' _ {} "$logs"
+status=$?
+if [ -f "$logs/failed" ]; then
+  while read -r scenario; do
+    echo "=== the end of $logs/$scenario.log"
+    tail -n 200 "$logs/$scenario.log"
+  done <"$logs/failed"
+fi
+exit $status
