@@ -11,7 +11,7 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 logs="$root/.lab/logs"
 mkdir -p "$logs"
-rm -f "$logs"/*.log "$logs/failed"
+rm -f "$logs/failed"
 
 run_one() {
   local scenario=$1 logs=$2 start
