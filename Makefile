@@ -59,7 +59,9 @@ venv: prereqs $(VENV)/.installed collection
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -r requirements.txt
+	@# --no-compile: byte-compiling every file of the ansible package took about
+	@# 45 s; Python compiles the few modules a run imports on first use.
+	$(VENV)/bin/pip install --quiet --no-compile -r requirements.txt
 	touch $@
 
 # The working tree, seen by Ansible as the collection mqttaction.emqx.
