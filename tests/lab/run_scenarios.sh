@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs molecule scenarios, MOLECULE_JOBS (2) at a time, in the order given
-# (longest first keeps both slots busy). Ansible's controller works on one core
-# and the lab hosts mostly wait, so two scenarios side by side use a two-core
-# machine about twice as well; each scenario has its own host addresses and
-# container names for that. Every scenario's output goes to
+# (longest first keeps both slots busy). Each scenario has its own host
+# addresses and container names for that. The suite keeps a two-core machine
+# busy (cpuacct: 1.8-2.0 cores), so a second slot mostly fills one scenario's
+# waits (sleeps, timeouts, restarts) with another's work; it does not double
+# the throughput. Every scenario's output goes to
 # .lab/logs/<scenario>.log; the end of the log of one that fails is printed.
 # Exits non-zero when any scenario failed.
 #   tests/lab/run_scenarios.sh scenario...
