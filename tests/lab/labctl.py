@@ -3,10 +3,12 @@
 The lab is built offline from Debian packages (no container registry is
 reachable): a debootstrap base image, a "host" image that stands in for a VM
 (systemd, sshd, sudo, nftables, Debian's docker.io), a lab registry the hosts
-pull from, and a tiny probe image.  Images are cached and rebuilt only when
-their inputs change; teardown leaves nothing but those images.
+pull from, a tiny probe image, and the broker: EMQX 4.4.4 and 4.4.5 built from
+their sources (../shared/emqx/), laid out as the official image.  Images are
+cached and rebuilt only when their inputs change; teardown leaves nothing but
+those images.
 
-Usage: labctl.py {docker,images,up,down,status,ssh-config}
+Usage: labctl.py {docker,images,up,down,status,what}
 """
 
 from __future__ import annotations
@@ -44,22 +46,34 @@ IMAGES = [
     ("host", f"mqttaction-lab/host:{SUITE}", BASE_IMAGE),
     ("registry", "mqttaction-lab/registry:2", BASE_IMAGE),
     ("probe", "mqttaction-lab/probe:1", BASE_IMAGE),
-    # The EMQX 4.4.4 test double: never named emqx/emqx, says what it is.
-    ("emqx-double", "mqttaction-lab/emqx-double:4.4.4", BASE_IMAGE),
-    # The same double reporting 4.4.5: "another 4.4.x release" for rolling
-    # upgrades. Built after its parent; its input digest includes the
-    # parent's, so a change of the double rebuilds it.
-    ("emqx-double-next", "mqttaction-lab/emqx-double:4.4.5", "mqttaction-lab/emqx-double:4.4.4"),
 ]
+
+# The broker: EMQX built from its public sources, as release tarballs beside
+# the project (../shared/emqx/<version>/), never copied into the repository.
+# The first version is the one the scenarios deploy; the second is "the next
+# 4.4.x release" of the rolling upgrade test.
+SHARED_DIR = Path(os.environ.get("MQTTACTION_LAB_SHARED", REPO.parent / "shared"))
+EMQX_VERSIONS = ("4.4.4", "4.4.5")
+EMQX_BUILT = "mqttaction-lab/emqx-built-from-source"
+# A machine that can pull the official image may test against it instead:
+# MQTTACTION_LAB_EMQX_IMAGE=emqx/emqx (a Docker Hub repository with both tags).
+EMQX_PULLED = os.environ.get("MQTTACTION_LAB_EMQX_IMAGE", "")
+EMQX_REPOSITORY = EMQX_PULLED or EMQX_BUILT
+
+
+def emqx_what(version: str = EMQX_VERSIONS[0]) -> str:
+    """What the lab's broker is, in the words the scenarios and the demo print."""
+    if EMQX_PULLED:
+        return f"EMQX {version} ({EMQX_PULLED}:{version}, pulled)"
+    return f"EMQX {version} built from source"
+
+
 # Images also saved as `docker save` archives in the lab state directory at
 # `up`, for the air-gapped path (emqx_image_source: archive).
-ARCHIVED = {"mqttaction-lab/emqx-double:4.4.4": "emqx-double-4.4.4.tar"}
+ARCHIVED = {f"{EMQX_REPOSITORY}:{EMQX_VERSIONS[0]}": f"emqx-{EMQX_VERSIONS[0]}.tar"}
 # Images pushed into the lab registry at `up`, under these repository names.
-PUSHED = {
-    "mqttaction-lab/probe:1": "lab/probe:1",
-    "mqttaction-lab/emqx-double:4.4.4": "emqx-double:4.4.4",
-    "mqttaction-lab/emqx-double:4.4.5": "emqx-double:4.4.5",
-}
+PUSHED = {"mqttaction-lab/probe:1": "lab/probe:1"}
+PUSHED.update({f"{EMQX_REPOSITORY}:{v}": f"{EMQX_REPOSITORY}:{v}" for v in EMQX_VERSIONS})
 
 
 class LabError(RuntimeError):
@@ -263,18 +277,78 @@ def build_images() -> None:
         if image_input(tag) == want:
             log(f"{tag}: cached")
             continue
-        log(f"{tag}: building")
-        started = time.monotonic()
-        docker(
-            "build", "--build-arg", f"BASE={parent}", "--label", f"{LABEL}.input={want}",
-            "--label", LABEL + "=image", "-t", tag, str(context),
-        )
-        log(f"{tag}: built in {time.monotonic() - started:.0f} s")
+        _build(tag, context, ["--build-arg", f"BASE={parent}"], want)
+    for version in EMQX_VERSIONS:
+        if EMQX_PULLED:
+            pull_emqx(version)
+        else:
+            build_emqx(version, base_input)
     # Untagged leftovers (multi-stage build stages, replaced images) carry the
     # base image's labels.
     prune = docker("images", "-q", "--filter", "dangling=true", "--filter", f"label={LABEL}.input")
     if prune:
         docker("rmi", *prune.split(), check=False)
+
+
+def _build(tag: str, context: Path, args: list, want: str) -> None:
+    log(f"{tag}: building")
+    started = time.monotonic()
+    docker("build", *args, "--label", f"{LABEL}.input={want}", "--label", LABEL + "=image",
+           "-t", tag, str(context))
+    log(f"{tag}: built in {time.monotonic() - started:.0f} s")
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def emqx_release(version: str) -> tuple:
+    """The release tarball and official entrypoint of one EMQX version in the shared folder."""
+    folder = SHARED_DIR / "emqx" / version
+    tarballs = sorted(folder.glob(f"emqx-{version}-*.tar.gz"))
+    entrypoint = folder / "docker-entrypoint.sh"
+    if len(tarballs) != 1 or not entrypoint.is_file():
+        raise LabError(
+            f"no EMQX {version} release in {folder} (want one emqx-{version}-*.tar.gz and "
+            "docker-entrypoint.sh): the lab builds its broker from the releases in ../shared/emqx/ "
+            "(MQTTACTION_LAB_SHARED names another folder), or pulls an official image "
+            "(MQTTACTION_LAB_EMQX_IMAGE=emqx/emqx)")
+    return tarballs[0], entrypoint
+
+
+def build_emqx(version: str, base_input: str) -> None:
+    """EMQX <version> built from source, laid out as the official image; cached by its inputs.
+
+    The build context is put together in a temporary folder: the Dockerfile of
+    images/emqx and, from the shared folder, the release and the entrypoint.
+    """
+    tag = f"{EMQX_BUILT}:{version}"
+    tarball, entrypoint = emqx_release(version)
+    context = IMAGES_DIR / "emqx"
+    want = context_digest(context, extra="|".join(
+        (BASE_IMAGE, base_input, version, file_digest(tarball), file_digest(entrypoint))))
+    if image_input(tag) == want:
+        log(f"{tag}: cached")
+        return
+    with tempfile.TemporaryDirectory(prefix="mqttaction-lab-emqx-") as tmp:
+        shutil.copy(context / "Dockerfile", tmp)
+        shutil.copy(tarball, Path(tmp) / "emqx.tar.gz")
+        shutil.copy(entrypoint, Path(tmp) / "docker-entrypoint.sh")
+        _build(tag, Path(tmp), ["--build-arg", f"BASE={BASE_IMAGE}", "--build-arg", f"EMQX_VERSION={version}"],
+               want)
+
+
+def pull_emqx(version: str) -> None:
+    tag = f"{EMQX_PULLED}:{version}"
+    if docker("image", "inspect", "--format", "{{.Id}}", tag, check=False):
+        log(f"{tag}: present")
+        return
+    log(f"{tag}: pulling")
+    docker("pull", tag)
 
 
 # ---------------------------------------------------------------- network, registry, keys
@@ -351,6 +425,7 @@ def write_env(key: Path) -> None:
         "MQTTACTION_LAB_NETWORK": NETWORK,
         "MQTTACTION_LAB_SSH_KEY": str(key),
         "MQTTACTION_LAB_REGISTRY": f"{REGISTRY_ADDRESS}:5000",
+        "MQTTACTION_LAB_EMQX_REPOSITORY": EMQX_REPOSITORY,
     }
     (STATE_DIR / "env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
 
@@ -417,12 +492,12 @@ def status() -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["docker", "images", "up", "down", "status"])
+    parser.add_argument("command", choices=["docker", "images", "up", "down", "status", "what"])
     args = parser.parse_args(argv)
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     try:
         {"docker": ensure_docker, "images": lambda: (ensure_docker(), build_images()),
-         "up": up, "down": down, "status": status}[args.command]()
+         "up": up, "down": down, "status": status, "what": lambda: print(emqx_what())}[args.command]()
     except LabError as exc:
         print(f"[lab] FAILED: {exc}", file=sys.stderr)
         return 1

@@ -111,22 +111,33 @@ def test_real_image_contexts_have_a_dockerfile():
         built.add(tag)
 
 
-def test_next_double_stands_in_for_445_on_top_of_the_444_double():
-    images = {tag: (name, parent) for name, tag, parent in labctl.IMAGES}
-    name, parent = images["mqttaction-lab/emqx-double:4.4.5"]
-    assert parent == "mqttaction-lab/emqx-double:4.4.4"
-    assert labctl.PUSHED["mqttaction-lab/emqx-double:4.4.5"] == "emqx-double:4.4.5"
-    assert labctl.PUSHED["mqttaction-lab/emqx-double:4.4.4"] == "emqx-double:4.4.4"
-    dockerfile = (labctl.IMAGES_DIR / name / "Dockerfile").read_text()
-    assert "ENV EMQX_DOUBLE_VERSION=4.4.5" in dockerfile
-    assert "ARG BASE=mqttaction-lab/emqx-double:4.4.4" in dockerfile
-    assert "not EMQX" in dockerfile, "the image must say it is a test double"
-    parent_dockerfile = (labctl.IMAGES_DIR / "emqx-double" / "Dockerfile").read_text()
-    assert "ENV EMQX_DOUBLE_VERSION=4.4.4" in parent_dockerfile
+def fake_release(shared, version, content=b"release"):
+    folder = shared / "emqx" / version
+    folder.mkdir(parents=True)
+    (folder / f"emqx-{version}-otp25-debian12-amd64.tar.gz").write_bytes(content)
+    (folder / "docker-entrypoint.sh").write_text("#!/bin/sh\nexec \"$@\"\n")
+    return folder
 
 
-def test_child_image_rebuilds_when_its_parent_changes(monkeypatch):
-    """build_images keys a child on its parent's input label."""
+def test_the_broker_is_named_for_what_it_is():
+    assert "emqx/emqx" not in labctl.EMQX_BUILT and "built-from-source" in labctl.EMQX_BUILT
+    assert labctl.emqx_what("4.4.4") == "EMQX 4.4.4 built from source"
+    assert [f"{labctl.EMQX_BUILT}:{v}" for v in ("4.4.4", "4.4.5")] == [
+        tag for tag in labctl.PUSHED if "emqx" in tag]
+    assert labctl.ARCHIVED == {f"{labctl.EMQX_BUILT}:4.4.4": "emqx-4.4.4.tar"}
+
+
+def test_a_missing_release_says_where_the_lab_looks(tmp_path, monkeypatch):
+    monkeypatch.setattr(labctl, "SHARED_DIR", tmp_path)
+    with pytest.raises(labctl.LabError, match=r"no EMQX 4\.4\.4 release in .*MQTTACTION_LAB_EMQX_IMAGE"):
+        labctl.emqx_release("4.4.4")
+    fake_release(tmp_path, "4.4.4")
+    tarball, entrypoint = labctl.emqx_release("4.4.4")
+    assert tarball.name == "emqx-4.4.4-otp25-debian12-amd64.tar.gz" and entrypoint.name == "docker-entrypoint.sh"
+
+
+def test_images_rebuild_only_when_their_inputs_change(monkeypatch, tmp_path):
+    """build_images keys every image on its inputs: the context, the parent, the release."""
     labels = {labctl.BASE_IMAGE: "base1"}
     builds = []
 
@@ -138,29 +149,38 @@ def test_child_image_rebuilds_when_its_parent_changes(monkeypatch):
             tag = args[args.index("-t") + 1]
             want = [a for a in args if a.startswith(labctl.LABEL + ".input=")][0].split("=", 1)[1]
             labels[tag] = want
-            builds.append((tag, args[args.index("--build-arg") + 1]))
+            context = Path(args[-1])
+            builds.append((tag, sorted(p.name for p in context.iterdir())))
         return ""
 
     monkeypatch.setattr(labctl, "docker", fake_docker)
     monkeypatch.setattr(labctl, "debian_mirrors", lambda: {"archive": "http://a/debian"})
     monkeypatch.setattr(labctl, "build_base", lambda _m: "base1")
+    monkeypatch.setattr(labctl, "SHARED_DIR", tmp_path)
+    monkeypatch.setattr(labctl, "EMQX_PULLED", "")
+    releases = {v: fake_release(tmp_path, v, v.encode()) for v in labctl.EMQX_VERSIONS}
     labctl.build_images()
-    tags = [build[0] for build in builds]
-    assert tags.index("mqttaction-lab/emqx-double:4.4.4") < tags.index("mqttaction-lab/emqx-double:4.4.5")
-    assert ("mqttaction-lab/emqx-double:4.4.5", "BASE=mqttaction-lab/emqx-double:4.4.4") in builds
+    built = dict(builds)
+    for version in labctl.EMQX_VERSIONS:
+        # The release is built from a context put together outside the repository.
+        assert built[f"{labctl.EMQX_BUILT}:{version}"] == ["Dockerfile", "docker-entrypoint.sh", "emqx.tar.gz"]
+    assert sorted(p.name for p in (labctl.IMAGES_DIR / "emqx").iterdir()) == ["Dockerfile"]
 
     builds.clear()
     labctl.build_images()
     assert builds == [], "nothing changed, nothing rebuilt"
 
-    # A change in the double's context rebuilds it, and then its child.
-    real_digest = labctl.context_digest
-    monkeypatch.setattr(
-        labctl, "context_digest",
-        lambda ctx, extra="": real_digest(ctx, extra + ("|edited" if ctx.name == "emqx-double" else "")),
-    )
+    # A new 4.4.5 release rebuilds that image only.
+    (releases["4.4.5"] / "emqx-4.4.5-otp25-debian12-amd64.tar.gz").write_bytes(b"rebuilt")
     labctl.build_images()
-    assert [build[0] for build in builds] == ["mqttaction-lab/emqx-double:4.4.4", "mqttaction-lab/emqx-double:4.4.5"]
+    assert [tag for tag, _files in builds] == [f"{labctl.EMQX_BUILT}:4.4.5"]
+
+    # A new base rebuilds everything built on it.
+    builds.clear()
+    monkeypatch.setattr(labctl, "build_base", lambda _m: "base2")
+    labctl.build_images()
+    assert {tag for tag, _files in builds} == {tag for _n, tag, _p in labctl.IMAGES} | {
+        f"{labctl.EMQX_BUILT}:{v}" for v in labctl.EMQX_VERSIONS}
 
 
 def test_network_addresses_come_from_the_subnet():
