@@ -180,6 +180,11 @@ _TRANSIENT = (
     (re.compile(r"[Cc]ontainer \S+ is (not running|restarting)"), "the container is not running"),
     (re.compile(r"^Command \S+ not found", re.M),
      "the command is not registered yet (emqx_management is not running)"),
+    # nodetool's answer while the node's applications stop and start again,
+    # as when ekka joins it to a cluster ("emqx shutdown for join"): the
+    # command table emqx_ctl looks in is gone for a moment.
+    (re.compile(r"RPC to '?\S+?'? failed: \{'EXIT'"),
+     "the node's applications are restarting (as when it joins a cluster)"),
 )
 
 

@@ -9,7 +9,9 @@ prints what EMQX 4.4.4's emqx_ctl prints (FACTS.md §4), with its exit codes:
 state: up, down (the node does not answer emqx_ctl), stopped (the container
 is stopped). Nodes with the same group are one cluster; an up node of it is
 running, the others are stopped. fail_next makes that many calls answer
-"not responding to pings" first. Every call is appended to "calls".
+"not responding to pings" first; restarting_next makes that many answer as
+4.4.4 does while the node's applications restart for a join (nodetool's
+"RPC to ... failed: {'EXIT',{badarg,..."). Every call is appended to "calls".
 """
 
 from __future__ import annotations
@@ -88,6 +90,10 @@ def main(argv):
         container = state["containers"][me]
         if container["state"] == "stopped":
             out, err, rc = "", "Error response from daemon: container %s is not running\n" % me, 1
+        elif state.get("restarting_next", {}).get(me, 0) > 0:
+            state["restarting_next"][me] -= 1
+            out, err, rc = ("RPC to '%s' failed: {'EXIT',\n    {badarg,\n        [{ets,match,\n"
+                            "             [emqx_command,{{'_',cluster},'$1','_'}],\n" % container["node"]), "", 1
         elif container["state"] == "down" or state.get("fail_next", {}).get(me, 0) > 0:
             if state.get("fail_next", {}).get(me, 0) > 0:
                 state["fail_next"][me] -= 1

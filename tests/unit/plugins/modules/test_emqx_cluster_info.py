@@ -51,6 +51,14 @@ def test_cli_waits_for_a_node_that_starts(docker, run_module):
     assert result["missing_nodes"] == [] and result["unexpected_nodes"] == []
 
 
+def test_cli_waits_through_the_restart_of_a_join(docker, run_module):
+    """4.4.4 restarts a node's applications when ekka joins it to the cluster; emqx_ctl fails meanwhile."""
+    docker.set({"emqx1": up(A), "emqx2": up(B)}, restarting_next={"emqx1": 2})
+    failed, result = run_module(emqx_cluster_info.main,
+                                cli_args(docker, expected_nodes=[A, B], poll_interval=0.05))
+    assert not failed and result["match"] is True and result["attempts"] == 3
+
+
 def test_mismatch_fails_with_the_nodes_and_causes(docker, run_module):
     docker.set({"emqx1": up(A), "emqx3": dict(up(C), state="stopped"), "emqx9": up("emqx@10.9.9.9")})
     failed, result = run_module(emqx_cluster_info.main, cli_args(
