@@ -115,7 +115,7 @@ lab-status:
 # first (MOLECULE_JOBS=1 runs them one by one); each logs to .lab/logs/. The
 # load test (bench) runs alone afterwards: it measures what the machine holds.
 # The lab is torn down afterwards whether the scenarios passed or not.
-SCENARIO_ORDER := operations security default single_host emqx_double membership lab
+SCENARIO_ORDER := operations security default failures single_host membership lab
 SOLO_SCENARIOS := bench
 molecule: lab-up
 	@status=0; \
@@ -130,16 +130,19 @@ molecule-%: lab-up
 
 # The main job: deploy inventories/local (three nodes behind HAProxy) with
 # site.yml. This machine cannot pull emqx/emqx:4.4.4, so the demo runs on a lab
-# host with the lab's test double, and says so.
+# host with the lab's EMQX 4.4.4 built from source (../shared/emqx), and says so.
+LAB_EMQX_IMAGE = 172.28.42.2:5000/$(or $(MQTTACTION_LAB_EMQX_IMAGE),mqttaction-lab/emqx-built-from-source):4.4.4
 demo: lab-up
-	@printf '\n%s\n%s\n%s\n\n' \
-	  '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!' \
-	  '!! DEMO WITH A STAND-IN: emqx/emqx:4.4.4 cannot be pulled here, so this demo runs the  !!' \
-	  '!! lab test double emqx-double:4.4.4 (NOT EMQX) on lab host 172.28.42.51.              !!'
+	@what="$$($(PYTHON) tests/lab/labctl.py what)"; \
+	  printf '\n%s\n%s\n%s\n\n' \
+	  '=======================================================================================' \
+	  "== DEMO on lab host 172.28.42.51: $$what (emqx/emqx:4.4.4 cannot be pulled here)" \
+	  '======================================================================================='
 	molecule create -s single_host
 	molecule prepare -s single_host
-	ansible-playbook -i inventories/local -i tests/lab/demo-inventory.yml --private-key $(LAB)/ssh/id_ed25519 site.yml
-	@echo "make demo: cluster up on 172.28.42.51 (EMQX 4.4.4 test double, not EMQX); remove with make demo-down"
+	ansible-playbook -i inventories/local -i tests/lab/demo-inventory.yml --private-key $(LAB)/ssh/id_ed25519 \
+	  -e emqx_image=$(LAB_EMQX_IMAGE) site.yml
+	@echo "make demo: cluster up on 172.28.42.51 ($$($(PYTHON) tests/lab/labctl.py what)); remove with make demo-down"
 
 demo-down:
 	molecule destroy -s single_host
