@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Generate plugins/module_utils/emqx_config_keys.py from EMQX's cuttlefish schemas.
 
 Every key the preflight accepts comes from the schema files of an EMQX 4.4.4
@@ -11,7 +10,7 @@ release, the same files the broker checks its configuration with at boot:
 
 Usage::
 
-    tools/config_keys.py RELEASE.tar.gz [--check FILE]
+    python3 tools/config_keys.py RELEASE.tar.gz [--check FILE]
 
 Without --check the module is printed; with it, the script fails when FILE is
 not what it would print (the unit tests run it so against ../shared/emqx).
@@ -152,7 +151,7 @@ def main(argv=None):
         with open(args.check) as handle:
             if handle.read() != text:
                 print("%s is not what tools/config_keys.py generates from %s; regenerate it:\n"
-                      "  tools/config_keys.py %s > %s" % (args.check, args.release, args.release, args.check),
+                      "  python3 tools/config_keys.py %s > %s" % (args.check, args.release, args.release, args.check),
                       file=sys.stderr)
                 return 1
         return 0

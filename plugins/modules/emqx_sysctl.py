@@ -278,9 +278,9 @@ def run(module, root=None, probe=probe_network_values):
         if refused:
             module.fail_json(msg="The kernel settings were put back as they were. " + "; ".join(refused) + ".",
                              refused=refused, kernel=kernel.kernel)
-    result = dict(changed=False, applied=dict((key, {"before": before, "after": after})
-                                               for key, (before, after) in change.items()),
-                  unwritable=unwritable, unavailable=unavailable, file_changed=False, kernel=kernel.kernel)
+    applied = dict((key, {"before": before, "after": after}) for key, (before, after) in change.items())
+    result = dict(changed=False, applied=applied, unwritable=unwritable, unavailable=unavailable,
+                  file_changed=False, kernel=kernel.kernel)
     diff_before, diff_after = [], []
     for key, (before, after) in sorted(change.items()):
         diff_before.append("%s = %s" % (key, before))
