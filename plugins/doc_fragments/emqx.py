@@ -78,3 +78,14 @@ options:
     type: float
     default: 2
 """
+
+    ACTION_GROUP = r"""
+attributes:
+  action_group:
+    description: >-
+      Use C(group/mqttaction.emqx.emqx) in C(module_defaults) to give the modules of this group
+      their shared options (the API credentials, the waiting) once.
+    support: full
+    membership:
+      - mqttaction.emqx.emqx
+"""

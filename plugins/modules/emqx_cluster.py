@@ -25,6 +25,7 @@ description:
     C(Failed to join the cluster: {node_down,'emqx@10.0.0.1'}) (a different cookie, closed
     ports or an unreachable node host)."
 extends_documentation_fragment:
+  - mqttaction.emqx.emqx.action_group
   - mqttaction.emqx.emqx.cli
   - mqttaction.emqx.emqx.wait
 options:

@@ -24,6 +24,7 @@ description:
   - A node the API lists with an C(error) entry, or with a status other than C(Running), is
     unhealthy and does not count as running.
 extends_documentation_fragment:
+  - mqttaction.emqx.emqx.action_group
   - mqttaction.emqx.emqx.api
   - mqttaction.emqx.emqx.cli
   - mqttaction.emqx.emqx.wait

@@ -18,6 +18,7 @@ description:
     a load test shows the brokers' side; playbook C(mqttaction.emqx.bench) does that.
   - Reads only; check mode samples too.
 extends_documentation_fragment:
+  - mqttaction.emqx.emqx.action_group
   - mqttaction.emqx.emqx.api
 attributes:
   check_mode:
