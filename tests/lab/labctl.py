@@ -37,13 +37,19 @@ REGISTRY_NAME = "mqttaction-lab-registry"
 # insecure registry, so pushing needs no change to a Docker engine we may
 # not own.
 REGISTRY_PUSH_PORT = int(os.environ.get("MQTTACTION_LAB_REGISTRY_PORT", "55000"))
+# The machine's own suite (its apt mirror is read from /etc/apt), and every
+# suite lab hosts run: Debian 12 and Debian 13, as users' hosts do.
 SUITE = "bookworm"
+HOST_SUITES = ("bookworm", "trixie")
 DOCKERD_LOG = Path("/var/log/mqttaction-lab-dockerd.log")
 
 # Every image: its tag, build context under images/, and the image it builds on.
-BASE_IMAGE = f"mqttaction-lab/base:{SUITE}"
-IMAGES = [
-    ("host", f"mqttaction-lab/host:{SUITE}", BASE_IMAGE),
+def base_image(suite: str = SUITE) -> str:
+    return f"mqttaction-lab/base:{suite}"
+
+
+BASE_IMAGE = base_image()
+IMAGES = [("host", f"mqttaction-lab/host:{suite}", base_image(suite)) for suite in HOST_SUITES] + [
     ("registry", "mqttaction-lab/registry:2", BASE_IMAGE),
     ("probe", "mqttaction-lab/probe:1", BASE_IMAGE),
 ]
@@ -188,14 +194,15 @@ def debian_mirrors(sources_dir: Path = Path("/etc/apt")) -> dict:
     return mirrors
 
 
-def sources_file(mirrors: dict) -> str:
+def sources_file(mirrors: dict, suite: str = SUITE) -> str:
+    """apt sources of one suite, from the mirrors this machine uses for its own."""
     text = (
-        f"Types: deb\nURIs: {mirrors['archive']}\nSuites: {SUITE} {SUITE}-updates\n"
+        f"Types: deb\nURIs: {mirrors['archive']}\nSuites: {suite} {suite}-updates\n"
         "Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
     )
     if "security" in mirrors:
         text += (
-            f"\nTypes: deb\nURIs: {mirrors['security']}\nSuites: {SUITE}-security\n"
+            f"\nTypes: deb\nURIs: {mirrors['security']}\nSuites: {suite}-security\n"
             "Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
         )
     return text
@@ -223,22 +230,23 @@ def image_input(tag: str) -> str | None:
     return labels.get(f"{LABEL}.input")
 
 
-def build_base(mirrors: dict) -> str:
-    """Debian 12 minbase from debootstrap, imported as an image; cached by its inputs."""
-    sources = sources_file(mirrors)
-    want = hashlib.sha256(f"minbase|{SUITE}|{sources}|v1".encode()).hexdigest()[:16]
-    if image_input(BASE_IMAGE) == want:
-        log(f"{BASE_IMAGE}: cached")
+def build_base(mirrors: dict, suite: str = SUITE) -> str:
+    """Debian minbase of one suite from debootstrap, imported as an image; cached by its inputs."""
+    image = base_image(suite)
+    sources = sources_file(mirrors, suite)
+    want = hashlib.sha256(f"minbase|{suite}|{sources}|v1".encode()).hexdigest()[:16]
+    if image_input(image) == want:
+        log(f"{image}: cached")
         return want
     if shutil.which("debootstrap") is None:
         log("installing debootstrap")
         apt_env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         run(["apt-get", "update", "-qq"], env=apt_env)
         run(["apt-get", "install", "-y", "-qq", "debootstrap"], env=apt_env)
-    log(f"{BASE_IMAGE}: debootstrap {SUITE} (about 30 s)")
+    log(f"{image}: debootstrap {suite} (about 30 s)")
     with tempfile.TemporaryDirectory(prefix="mqttaction-lab-base-") as tmp:
         root = Path(tmp) / "root"
-        run(["debootstrap", "--variant=minbase", SUITE, str(root), mirrors["archive"]], capture=True)
+        run(["debootstrap", "--variant=minbase", suite, str(root), mirrors["archive"]], capture=True)
         (root / "etc/apt/sources.list").unlink(missing_ok=True)
         (root / "etc/apt/sources.list.d/debian.sources").write_text(sources)
         (root / "etc/apt/apt.conf.d/90lab").write_text(
@@ -249,17 +257,17 @@ def build_base(mirrors: dict) -> str:
                 if item.is_file():
                     item.unlink()
         tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
-        _import_stream(tar, want)
+        _import_stream(tar, want, image, suite)
     return want
 
 
-def _import_stream(tar: subprocess.Popen, want: str) -> None:
+def _import_stream(tar: subprocess.Popen, want: str, image: str, suite: str) -> None:
     proc = subprocess.run(
         ["docker", "import",
          "--change", f"LABEL {LABEL}.input={want}",
-         "--change", f'LABEL {LABEL}.role="Debian {SUITE} minbase for the mqttaction.emqx lab"',
+         "--change", f'LABEL {LABEL}.role="Debian {suite} minbase for the mqttaction.emqx lab"',
          "--change", 'CMD ["/bin/bash"]',
-         "-", BASE_IMAGE],
+         "-", image],
         stdin=tar.stdout, capture_output=True, check=False,
     )
     tar.wait()
@@ -269,10 +277,11 @@ def _import_stream(tar: subprocess.Popen, want: str) -> None:
 
 def build_images() -> None:
     mirrors = debian_mirrors()
-    base_input = build_base(mirrors)
+    bases = {base_image(suite): build_base(mirrors, suite) for suite in HOST_SUITES}
+    base_input = bases[BASE_IMAGE]
     for name, tag, parent in IMAGES:
         context = IMAGES_DIR / name
-        parent_input = base_input if parent == BASE_IMAGE else image_input(parent)
+        parent_input = bases[parent] if parent in bases else image_input(parent)
         want = context_digest(context, extra=f"{parent}|{parent_input}")
         if image_input(tag) == want:
             log(f"{tag}: cached")

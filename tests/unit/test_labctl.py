@@ -81,6 +81,14 @@ def test_sources_file_lists_updates_and_security():
     assert "Suites: bookworm bookworm-updates" in text
     assert "URIs: http://a/sec\nSuites: bookworm-security" in text
     assert "security" not in labctl.sources_file({"archive": "http://a/debian"})
+    trixie = labctl.sources_file({"archive": "http://a/debian", "security": "http://a/sec"}, "trixie")
+    assert "Suites: trixie trixie-updates" in trixie and "Suites: trixie-security" in trixie
+
+
+def test_lab_hosts_run_debian_12_and_13():
+    hosts = {tag: parent for name, tag, parent in labctl.IMAGES if name == "host"}
+    assert hosts == {"mqttaction-lab/host:bookworm": "mqttaction-lab/base:bookworm",
+                     "mqttaction-lab/host:trixie": "mqttaction-lab/base:trixie"}
 
 
 def test_context_digest_follows_content_names_and_modes(tmp_path):
@@ -103,7 +111,7 @@ def test_context_digest_follows_content_names_and_modes(tmp_path):
 
 
 def test_real_image_contexts_have_a_dockerfile():
-    built = {labctl.BASE_IMAGE}
+    built = {labctl.base_image(suite) for suite in labctl.HOST_SUITES}
     for name, tag, parent in labctl.IMAGES:
         assert (labctl.IMAGES_DIR / name / "Dockerfile").is_file(), name
         assert tag.startswith("mqttaction-lab/")
@@ -155,7 +163,7 @@ def test_images_rebuild_only_when_their_inputs_change(monkeypatch, tmp_path):
 
     monkeypatch.setattr(labctl, "docker", fake_docker)
     monkeypatch.setattr(labctl, "debian_mirrors", lambda: {"archive": "http://a/debian"})
-    monkeypatch.setattr(labctl, "build_base", lambda _m: "base1")
+    monkeypatch.setattr(labctl, "build_base", lambda _m, suite: "base1")
     monkeypatch.setattr(labctl, "SHARED_DIR", tmp_path)
     monkeypatch.setattr(labctl, "EMQX_PULLED", "")
     releases = {v: fake_release(tmp_path, v, v.encode()) for v in labctl.EMQX_VERSIONS}
@@ -177,7 +185,7 @@ def test_images_rebuild_only_when_their_inputs_change(monkeypatch, tmp_path):
 
     # A new base rebuilds everything built on it.
     builds.clear()
-    monkeypatch.setattr(labctl, "build_base", lambda _m: "base2")
+    monkeypatch.setattr(labctl, "build_base", lambda _m, suite: "base2")
     labctl.build_images()
     assert {tag for tag, _files in builds} == {tag for _n, tag, _p in labctl.IMAGES} | {
         f"{labctl.EMQX_BUILT}:{v}" for v in labctl.EMQX_VERSIONS}
