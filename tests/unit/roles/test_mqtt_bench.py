@@ -451,10 +451,15 @@ def make_certificates(directory: Path) -> None:
         subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True, timeout=30)
 
     ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
-    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=bench test CA", "-days", "2")
-    openssl("req", "-x509", *ec, "-keyout", "other-ca.key", "-out", "other-ca.pem", "-subj", "/CN=other CA", "-days", "2")
+    # What Python 3.13's strict verification wants of a CA (key usage) and of a leaf (AKI).
+    ca_usage = ("-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    openssl("req", "-x509", *ec, *ca_usage, "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=bench test CA",
+            "-days", "2")
+    openssl("req", "-x509", *ec, *ca_usage, "-keyout", "other-ca.key", "-out", "other-ca.pem", "-subj", "/CN=other CA",
+            "-days", "2")
     openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
-    (directory / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    (directory / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\nauthorityKeyIdentifier=keyid,issuer\n"
+                                       "basicConstraints=critical,CA:FALSE\n")
     openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
             "-out", "server.pem", "-days", "2", "-extfile", "san.cnf")
 
