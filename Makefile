@@ -17,6 +17,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := test
 
 PYTHON ?= python3
+PYTHON_VENV = $(VENV)/bin/python
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 VENV := $(ROOT)/.venv
 LAB := $(ROOT)/.lab
@@ -31,14 +32,39 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_NOCOLOR := 1
 export PY_COLORS := 0
 
-.PHONY: demo demo-down test prereqs venv collection lint sanity unit build molecule lab-up lab-down lab-status clean
+.PHONY: demo demo-down test prereqs venv collection lint sanity sanity-run unit unit-run matrix matrix-leg dist build \
+  molecule lab-up lab-down lab-status clean
 
 # The static checks side by side (ansible-test sanity keeps one core busy, the
-# others the second: about a minute less than one after another), then the lab.
+# others the second: about a minute less than one after another), the other
+# ansible-core releases, then the lab.
 test: venv
 	$(MAKE) --no-print-directory --output-sync=target -j2 lint sanity unit build
+	$(MAKE) --no-print-directory matrix
 	$(MAKE) --no-print-directory molecule
 	@echo "make test: all checks passed"
+
+# ansible-core 2.20 and 2.21 need Python 3.12 or later; a fresh Debian 12 has
+# 3.11, on which the main venv runs 2.19. Their sanity and unit tests run in the
+# lab's controller container (Debian 13, Python 3.13, one venv per release),
+# and molecule scenarios listed in CONTROLLER_SCENARIOS run there on 2.21. The
+# repository is mounted at its own path, so paths handed to the Docker engine
+# (the lab's SSH key that lab hosts mount) are the machine's.
+MATRIX := 2.20 2.21
+CONTROLLER_SCENARIOS := debian13
+CONTROLLER := docker run --rm --network mqttaction-lab -v /var/run/docker.sock:/var/run/docker.sock \
+  -v $(ROOT):$(ROOT) -w $(ROOT) -e ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) -e ANSIBLE_NOCOLOR=1 -e PY_COLORS=0 \
+  mqttaction-lab/controller:trixie
+export MQTTACTION_CONTROLLER := $(CONTROLLER) env PATH=/opt/ansible-2.21/bin:/usr/local/bin:/usr/bin:/bin
+matrix: lab-up
+	@for core in $(MATRIX); do \
+	  echo "=== ansible-core $$core on Python 3.13 (controller container): sanity and unit tests"; \
+	  $(CONTROLLER) make --no-print-directory CORE=$$core matrix-leg || exit 1; \
+	done
+
+# Inside the controller container only.
+matrix-leg:
+	PATH=/opt/ansible-$(CORE)/bin:$$PATH $(MAKE) --no-print-directory SANITY_PYTHON=3.13 sanity-run unit-run
 
 # Debian packages the tool chain itself needs; the lab installs docker.io and
 # debootstrap on its own when they are missing.
@@ -75,32 +101,50 @@ lint: venv
 
 # ansible-test wants the collection at .../ansible_collections/<ns>/<name>;
 # it gets a copy of the files git would ship (tracked or not ignored).
+SANITY_PYTHON ?= 3.11
 sanity: venv
+	$(MAKE) --no-print-directory sanity-run
+sanity-run:
 	rm -rf $(SANITY_ROOT) && mkdir -p $(SANITY_ROOT)
-	cd $(ROOT) && git ls-files --cached --others --exclude-standard -z \
+	cd $(ROOT) && git ls-files --cached --others --exclude-standard -z | grep -zv '^collections/' \
 	  | rsync -a --from0 --files-from=- ./ $(SANITY_ROOT)/
 	pip_version=$$(python -c 'import inspect, re; from ansible_test._internal import python_requirements as r; \
 	  print(re.search(r"pip=.([0-9.]+).", inspect.getsource(r.get_venv_packages)).group(1))'); \
 	  install -D -m 0644 tests/lab/ansible_test_get_pip.py \
 	    $(HOME)/.ansible/test/cache/get_pip_$${pip_version//./_}.py
-	cd $(SANITY_ROOT) && ansible-test sanity --venv --python 3.11 --color no
+	cd $(SANITY_ROOT) && ansible-test sanity --venv --python $(SANITY_PYTHON) --color no
 
 unit: venv
-	pytest -q tests/unit
+	$(MAKE) --no-print-directory unit-run
+unit-run:
+	pytest -q -p no:cacheprovider tests/unit
 
-build: venv
-	rm -rf $(LAB)/dist && mkdir -p $(LAB)/dist
-	ansible-galaxy collection build --force --output-path $(LAB)/dist $(ROOT)
-	ANSIBLE_COLLECTIONS_PATH=$(LAB)/dist/installed \
-	  ansible-galaxy collection install --force -p $(LAB)/dist/installed $(LAB)/dist/mqttaction-emqx-*.tar.gz
-	test -f $(LAB)/dist/installed/ansible_collections/mqttaction/emqx/MANIFEST.json
+# The collection as users get it: the tarball installed into a scratch path
+# with the collections it declares (taken from PyPI's ansible package) and
+# nothing else; the default scenario runs from there. Rebuilt when a file of
+# the repository changes.
+DIST := $(LAB)/dist
+DIST_INPUTS := $(wildcard $(shell cd $(ROOT) && git ls-files --cached --others --exclude-standard 2>/dev/null))
+dist: venv $(DIST)/installed/.complete
+$(DIST)/installed/.complete: $(DIST_INPUTS)
+	rm -rf $(DIST) && mkdir -p $(DIST)
+	ansible-galaxy collection build --force --output-path $(DIST) $(ROOT)
+	ansible-galaxy collection install --force --no-deps -p $(DIST)/installed $(DIST)/mqttaction-emqx-*.tar.gz
+	$(PYTHON_VENV) tests/lab/dist_collections.py $(DIST)/installed
+	touch $@
+
+build: dist
+	test -f $(DIST)/installed/ansible_collections/mqttaction/emqx/MANIFEST.json
 	@# Every module of the installed artifact must render with ansible-doc.
 	@for module in $(notdir $(basename $(wildcard $(ROOT)/plugins/modules/*.py))); do \
 	  echo "ansible-doc mqttaction.emqx.$$module"; \
-	  ANSIBLE_COLLECTIONS_PATH=$(LAB)/dist/installed ansible-doc mqttaction.emqx.$$module > /dev/null; \
+	  ANSIBLE_COLLECTIONS_PATH=$(DIST)/installed ansible-doc mqttaction.emqx.$$module > /dev/null; \
 	done
-	@if tar -tzf $(LAB)/dist/mqttaction-emqx-*.tar.gz | grep -E '^(tests|molecule|\.lab|\.venv)/'; then \
+	@if tar -tzf $(DIST)/mqttaction-emqx-*.tar.gz | grep -E '^(tests|molecule|tools|\.lab|\.venv)/'; then \
 	  echo "build_ignore leaks test or lab material into the artifact"; exit 1; fi
+	@# The execution environment definition makes a build context (nothing is pulled).
+	rm -rf $(LAB)/ee && ansible-builder create -f execution-environment.yml -c $(LAB)/ee
+	test -f $(LAB)/ee/_build/requirements.yml && grep -q community.docker $(LAB)/ee/_build/requirements.yml
 
 lab-up: venv
 	$(PYTHON) tests/lab/labctl.py up
@@ -115,9 +159,10 @@ lab-status:
 # first (MOLECULE_JOBS=1 runs them one by one); each logs to .lab/logs/. The
 # load test (bench) runs alone afterwards: it measures what the machine holds.
 # The lab is torn down afterwards whether the scenarios passed or not.
-SCENARIO_ORDER := operations security default failures single_host membership lab
+SCENARIO_ORDER := operations security debian13 default failures single_host membership lab
 SOLO_SCENARIOS := bench
-molecule: lab-up
+export CONTROLLER_SCENARIOS
+molecule: lab-up dist
 	@status=0; \
 	tests/lab/run_scenarios.sh $(filter $(SCENARIOS),$(SCENARIO_ORDER)) \
 	  $(filter-out $(SCENARIO_ORDER) $(SOLO_SCENARIOS),$(SCENARIOS)) || status=1; \
@@ -125,7 +170,7 @@ molecule: lab-up
 	$(PYTHON) tests/lab/labctl.py down; \
 	exit $$status
 
-molecule-%: lab-up
+molecule-%: lab-up dist
 	molecule test -s $*
 
 # The main job: deploy inventories/local (three nodes behind HAProxy) with

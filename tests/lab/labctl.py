@@ -52,6 +52,8 @@ BASE_IMAGE = base_image()
 IMAGES = [("host", f"mqttaction-lab/host:{suite}", base_image(suite)) for suite in HOST_SUITES] + [
     ("registry", "mqttaction-lab/registry:2", BASE_IMAGE),
     ("probe", "mqttaction-lab/probe:1", BASE_IMAGE),
+    # Debian 13's Python 3.13 with ansible-core 2.20 and 2.21: the matrix's controller.
+    ("controller", "mqttaction-lab/controller:trixie", base_image("trixie")),
 ]
 
 # The broker: EMQX built from its public sources, as release tarballs beside

@@ -6,6 +6,8 @@
 # waits (sleeps, timeouts, restarts) with another's work; it does not double
 # the throughput. Every scenario's output goes to
 # .lab/logs/<scenario>.log; the end of the log of one that fails is printed.
+# Scenarios named in CONTROLLER_SCENARIOS run in the command MQTTACTION_CONTROLLER
+# gives (the Makefile's: the lab's controller container with ansible-core 2.21).
 # Exits non-zero when any scenario failed.
 #   tests/lab/run_scenarios.sh scenario...
 set -uo pipefail
@@ -15,10 +17,14 @@ mkdir -p "$logs"
 rm -f "$logs/failed"
 
 run_one() {
-  local scenario=$1 logs=$2 start
+  local scenario=$1 logs=$2 start runner=""
   start=$(date +%s)
-  echo "=== molecule scenario $scenario started"
-  if molecule test -s "$scenario" >"$logs/$scenario.log" 2>&1; then
+  case " ${CONTROLLER_SCENARIOS:-} " in
+    *" $scenario "*) runner=${MQTTACTION_CONTROLLER:?the controller command (see the Makefile)} ;;
+  esac
+  echo "=== molecule scenario $scenario started${runner:+ (in the controller container)}"
+  # shellcheck disable=SC2086  # the runner is a command line
+  if $runner molecule test -s "$scenario" >"$logs/$scenario.log" 2>&1; then
     echo "=== molecule scenario $scenario passed in $(( $(date +%s) - start )) s"
   else
     echo "=== molecule scenario $scenario FAILED in $(( $(date +%s) - start )) s"
