@@ -27,7 +27,9 @@ COLLECTIONS := $(LAB)/collections
 SANITY_ROOT := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mqttaction-emqx/sanity/ansible_collections/mqttaction/emqx
 SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard $(ROOT)/molecule/*/molecule.yml))))
 
-export PATH := $(VENV)/bin:$(PATH)
+# The tools' directory: the venv here, another one in the controller container.
+TOOLS_BIN ?= $(VENV)/bin
+export PATH := $(TOOLS_BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_NOCOLOR := 1
 export PY_COLORS := 0
@@ -52,8 +54,9 @@ test: venv
 # (the lab's SSH key that lab hosts mount) are the machine's.
 MATRIX := 2.20 2.21
 CONTROLLER_SCENARIOS := debian13
+SHARED := $(abspath $(or $(MQTTACTION_LAB_SHARED),$(ROOT)/../shared))
 CONTROLLER := docker run --rm --network mqttaction-lab -v /var/run/docker.sock:/var/run/docker.sock \
-  -v $(ROOT):$(ROOT) -w $(ROOT) -e ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) -e ANSIBLE_NOCOLOR=1 -e PY_COLORS=0 \
+  -v $(ROOT):$(ROOT) -v $(SHARED):$(SHARED):ro -e MQTTACTION_LAB_SHARED=$(SHARED) -w $(ROOT) -e ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) -e ANSIBLE_NOCOLOR=1 -e PY_COLORS=0 \
   mqttaction-lab/controller:trixie
 export MQTTACTION_CONTROLLER := $(CONTROLLER) env PATH=/opt/ansible-2.21/bin:/usr/local/bin:/usr/bin:/bin
 matrix: lab-up
@@ -64,7 +67,7 @@ matrix: lab-up
 
 # Inside the controller container only.
 matrix-leg:
-	PATH=/opt/ansible-$(CORE)/bin:$$PATH $(MAKE) --no-print-directory SANITY_PYTHON=3.13 sanity-run unit-run
+	$(MAKE) --no-print-directory TOOLS_BIN=/opt/ansible-$(CORE)/bin SANITY_PYTHON=3.13 sanity-run unit-run
 
 # Debian packages the tool chain itself needs; the lab installs docker.io and
 # debootstrap on its own when they are missing.

@@ -43,11 +43,12 @@ SUITE = "bookworm"
 HOST_SUITES = ("bookworm", "trixie")
 DOCKERD_LOG = Path("/var/log/mqttaction-lab-dockerd.log")
 
-# Every image: its tag, build context under images/, and the image it builds on.
+
 def base_image(suite: str = SUITE) -> str:
     return f"mqttaction-lab/base:{suite}"
 
 
+# Every image: its tag, build context under images/, and the image it builds on.
 BASE_IMAGE = base_image()
 IMAGES = [("host", f"mqttaction-lab/host:{suite}", base_image(suite)) for suite in HOST_SUITES] + [
     ("registry", "mqttaction-lab/registry:2", BASE_IMAGE),
@@ -277,18 +278,34 @@ def _import_stream(tar: subprocess.Popen, want: str, image: str, suite: str) -> 
         raise LabError(f"docker import failed: {proc.stderr.decode(errors='replace')}")
 
 
+# Files of this machine an image's build context gets beside its own: the
+# controller's pip reaches PyPI as this machine's does, through whatever TLS
+# proxy its CA bundle trusts.
+MACHINE_CA_BUNDLE = Path(os.environ.get("MQTTACTION_LAB_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt"))
+CONTEXT_EXTRAS = {"controller": {"machine-ca-certificates.crt": MACHINE_CA_BUNDLE}}
+
+
 def build_images() -> None:
     mirrors = debian_mirrors()
     bases = {base_image(suite): build_base(mirrors, suite) for suite in HOST_SUITES}
     base_input = bases[BASE_IMAGE]
     for name, tag, parent in IMAGES:
         context = IMAGES_DIR / name
+        extras = CONTEXT_EXTRAS.get(name, {})
         parent_input = bases[parent] if parent in bases else image_input(parent)
-        want = context_digest(context, extra=f"{parent}|{parent_input}")
+        want = context_digest(context, extra="|".join(
+            [parent, parent_input or ""] + [f"{n}={file_digest(p)}" for n, p in sorted(extras.items())]))
         if image_input(tag) == want:
             log(f"{tag}: cached")
             continue
-        _build(tag, context, ["--build-arg", f"BASE={parent}"], want)
+        if not extras:
+            _build(tag, context, ["--build-arg", f"BASE={parent}"], want)
+            continue
+        with tempfile.TemporaryDirectory(prefix=f"mqttaction-lab-{name}-") as tmp:
+            shutil.copytree(context, tmp, dirs_exist_ok=True)
+            for file_name, source in extras.items():
+                shutil.copy(source, Path(tmp) / file_name)
+            _build(tag, Path(tmp), ["--build-arg", f"BASE={parent}"], want)
     for version in EMQX_VERSIONS:
         if EMQX_PULLED:
             pull_emqx(version)

@@ -101,8 +101,9 @@ def test_uses_are_read_where_ansible_resolves_them():
                  "roles": [{"role": "other.collection.role"}],
                  "tasks": [{"ansible.posix.sysctl": {"name": "x"}}]},
                 {"debug": {"msg": "M(community.zabbix.host) in prose is not a use"}}]
-    assert uses_in_yaml(document) - NOT_COLLECTIONS == {"community.docker", "community.general", "ansible.utils", "community.crypto",
-                                      "geerlingguy.extra", "community.mysql", "other.collection", "ansible.posix"}
+    assert uses_in_yaml(document) - NOT_COLLECTIONS == {
+        "community.docker", "community.general", "ansible.utils", "community.crypto", "geerlingguy.extra",
+        "community.mysql", "other.collection", "ansible.posix"}
 
 
 def test_every_collection_used_is_declared_and_every_declared_one_used():
