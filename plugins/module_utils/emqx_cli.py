@@ -185,6 +185,10 @@ _TRANSIENT = (
     # command table emqx_ctl looks in is gone for a moment.
     (re.compile(r"RPC to '?\S+?'? failed: \{'EXIT'"),
      "the node's applications are restarting (as when it joins a cluster)"),
+    # emqx_ctl's answer while the commands are unregistered, between the stop
+    # and the start of the node's applications.
+    (re.compile(r"^No commands available\.", re.M),
+     "no emqx_ctl command is registered yet (the node's applications are starting or restarting)"),
 )
 
 

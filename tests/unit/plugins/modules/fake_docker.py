@@ -11,7 +11,8 @@ is stopped). Nodes with the same group are one cluster; an up node of it is
 running, the others are stopped. fail_next makes that many calls answer
 "not responding to pings" first; restarting_next makes that many answer as
 4.4.4 does while the node's applications restart for a join (nodetool's
-"RPC to ... failed: {'EXIT',{badarg,..."). Every call is appended to "calls".
+"RPC to ... failed: {'EXIT',{badarg,...", "No commands available."). Every call is
+appended to "calls".
 """
 
 from __future__ import annotations
@@ -91,9 +92,13 @@ def main(argv):
         if container["state"] == "stopped":
             out, err, rc = "", "Error response from daemon: container %s is not running\n" % me, 1
         elif state.get("restarting_next", {}).get(me, 0) > 0:
+            # The two answers 4.4.4 gives while the applications restart, in turn.
             state["restarting_next"][me] -= 1
-            out, err, rc = ("RPC to '%s' failed: {'EXIT',\n    {badarg,\n        [{ets,match,\n"
-                            "             [emqx_command,{{'_',cluster},'$1','_'}],\n" % container["node"]), "", 1
+            if state["restarting_next"][me] % 2:
+                out, err, rc = ("RPC to '%s' failed: {'EXIT',\n    {badarg,\n        [{ets,match,\n"
+                                "             [emqx_command,{{'_',cluster},'$1','_'}],\n" % container["node"]), "", 1
+            else:
+                out, err, rc = "No commands available.\n", "", 1
         elif container["state"] == "down" or state.get("fail_next", {}).get(me, 0) > 0:
             if state.get("fail_next", {}).get(me, 0) > 0:
                 state["fail_next"][me] -= 1
