@@ -96,12 +96,23 @@ class EmqxApi(object):
 
     def get(self, path):
         """The ``data`` of a GET on ``/api/v4/<path>``; raises ApiError."""
+        return self.call("GET", path)
+
+    def call(self, method, path, body=None):
+        """The ``data`` of a request on ``/api/v4/<path>`` with a JSON body; raises ApiError.
+
+        4.4.4 answers a refused change with HTTP 200 and ``{"message": ...}``
+        (``existed``, ``noexisted``...): that is an ApiError of kind ``refused_change``.
+        """
         url = "%s/api/v4/%s" % (self.url, path.lstrip("/"))
+        data = None if body is None else json.dumps(body).encode("utf-8")
+        headers = {"Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
         try:
-            response = self._open(url, method="GET", url_username=self.username,
+            response = self._open(url, method=method, data=data, url_username=self.username,
                                   url_password=self.password, force_basic_auth=True,
-                                  timeout=self.timeout, headers={"Accept": "application/json"},
-                                  **self.tls)
+                                  timeout=self.timeout, headers=headers, **self.tls)
             body = response.read()
         except HTTPError as exc:
             raise self._http_error(url, exc)
@@ -157,6 +168,8 @@ def parse_envelope(url, body):
     except ValueError:
         raise ApiError("not_json", "%s: the answer is not JSON, so this is not EMQX 4.4.4's "
                                    "management API (check api_url): %r" % (url, body[:200]))
+    if isinstance(answer, dict) and "code" not in answer and "message" in answer:
+        raise ApiError("refused_change", "%s: EMQX refused: %s" % (url, answer["message"]))
     if not isinstance(answer, dict) or "code" not in answer:
         raise ApiError("envelope", "%s: no {\"code\": ..., \"data\": ...} envelope: %r"
                        % (url, body[:200]))
