@@ -191,6 +191,9 @@ demo: lab-up
 	ansible-playbook -i inventories/local -i tests/lab/demo-inventory.yml --private-key $(LAB)/ssh/id_ed25519 \
 	  -e emqx_image=$(LAB_EMQX_IMAGE) site.yml
 	@echo "make demo: cluster up on 172.28.42.51 ($$($(PYTHON) tests/lab/labctl.py what)); remove with make demo-down"
+	@echo "Connect as the demo user (inventories/local), who may publish and subscribe under demo/:"
+	@echo "  mosquitto_sub -h 172.28.42.51 -p 1883 -u demo -P local-demo-mqtt-password -t 'demo/#' -v"
+	@echo "  mosquitto_pub -h 172.28.42.51 -p 1883 -u demo -P local-demo-mqtt-password -t demo/hello -m hi"
 
 demo-down:
 	molecule destroy -s single_host

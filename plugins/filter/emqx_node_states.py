@@ -32,6 +32,9 @@ options:
     description: Count every running node as pending (a rolling restart of all of them).
     type: bool
     default: false
+  cookie:
+    description: The digest of the cookie the nodes must run with (the label C(org.mqttaction.emqx.cookie)).
+    type: str
 """
 
 EXAMPLES = r"""
@@ -47,21 +50,26 @@ _value:
   contains:
     running: {description: Names of the nodes whose container runs., type: list, elements: str}
     pending: {description: Names of running nodes whose digest differs (or all, with O(restart_all))., type: list, elements: str}
+    cookie_changed:
+      description: Node names (name@host) of running nodes whose container carries another cookie digest than O(cookie).
+      type: list
+      elements: str
 """
 
 from ansible.errors import AnsibleFilterError
 
 DIGEST_LABEL = "org.mqttaction.emqx.config"
+COOKIE_LABEL = "org.mqttaction.emqx.cookie"
 
 
-def node_states(containers, nodes, digests, restart_all=False):
+def node_states(containers, nodes, digests, restart_all=False, cookie=None):
     by_name = {}
     for container in containers or []:
         if not isinstance(container, dict) or "Names" not in container:
             raise AnsibleFilterError("emqx_node_states wants docker_host_info's containers with verbose_output=true")
         for name in container["Names"] or []:
             by_name[name.lstrip("/")] = container
-    running, pending = [], []
+    running, pending, cookie_changed = [], [], []
     for node in nodes:
         container = by_name.get(node["container"])
         if container is None or container.get("State") != "running":
@@ -70,7 +78,10 @@ def node_states(containers, nodes, digests, restart_all=False):
         running.append(node["name"])
         if restart_all or labels.get(DIGEST_LABEL) != digests.get(node["name"]):
             pending.append(node["name"])
-    return {"running": running, "pending": pending}
+        # Containers made before the label was there say nothing about their cookie.
+        if cookie is not None and labels.get(COOKIE_LABEL, cookie) != cookie:
+            cookie_changed.append(node["node"])
+    return {"running": running, "pending": pending, "cookie_changed": cookie_changed}
 
 
 class FilterModule(object):

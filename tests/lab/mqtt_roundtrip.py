@@ -46,15 +46,18 @@ def main(argv=None) -> int:
     parser.add_argument("--count", type=int, default=10)
     parser.add_argument("--timeout", type=float, default=15.0)
     parser.add_argument("--mqtt5", action="store_true", help="use MQTT 5 (default 3.1.1)")
+    parser.add_argument("--username", help="log in as this user (both clients)")
+    parser.add_argument("--password")
+    parser.add_argument("--topic-prefix", default="lab/roundtrip", help="where the run's topic goes")
     args = parser.parse_args(argv)
     protocol = mqtt.MQTTv5 if args.mqtt5 else mqtt.MQTTv311
 
     run = uuid.uuid4().hex[:8]
-    topic = f"lab/roundtrip/{run}"
+    topic = f"{args.topic_prefix}/{run}"
     received = []
     subscribed = threading.Event()
 
-    subscriber = connect(args.subscribe_host, args.subscribe_port, f"sub-{run}", protocol)
+    subscriber = connect(args.subscribe_host, args.subscribe_port, f"sub-{run}", protocol, args.username, args.password)
     subscriber.on_message = lambda _c, _u, message: received.append(message.payload.decode())
     subscriber.on_subscribe = lambda *_a: subscribed.set()
     subscriber.subscribe(topic, qos=1)
@@ -63,7 +66,7 @@ def main(argv=None) -> int:
     # A subscription made on one node reaches the others' routing asynchronously.
     time.sleep(0.5)
 
-    publisher = connect(args.publish_host, args.publish_port, f"pub-{run}", protocol)
+    publisher = connect(args.publish_host, args.publish_port, f"pub-{run}", protocol, args.username, args.password)
     for number in range(args.count):
         publisher.publish(topic, str(number), qos=1).wait_for_publish(5)
 
