@@ -152,9 +152,11 @@ from ansible_collections.mqttaction.emqx.plugins.module_utils.emqx_cli import Ct
 
 # Every user's login and stored password, both hex, one per line: nothing secret
 # goes into the command line, and no stored value leaves this module.
-READ_STORED = ('lists:foreach(fun({emqx_user, {username, U}, P, _}) -> '
+# Without the table (the plugin does not run) it prints NOTABLE instead.
+READ_STORED = ('case ets:info(emqx_user, size) of undefined -> io:format("NOTABLE~n"); _ -> '
+               'lists:foreach(fun({emqx_user, {username, U}, P, _}) -> '
                'io:format("~s ~s~n", [binary:encode_hex(U), binary:encode_hex(P)]); (_) -> ok end, '
-               'ets:tab2list(emqx_user)).')
+               'ets:tab2list(emqx_user)) end.')
 PAGE = 10000
 API_PATHS = {"username": "acl/username", "clientid": "acl/clientid", "all": "acl/$all"}
 
@@ -235,7 +237,7 @@ def main():
             username=dict(type="str"),
             clientid=dict(type="str"))),
         exclusive=dict(type="bool", default=False),
-        password_hash=dict(type="str", choices=["md5", "sha", "sha256", "sha512"], default="sha256"),
+        password_hash=dict(type="str", choices=["md5", "sha", "sha256", "sha512"], default="sha256", no_log=False),
     )
     argument_spec.update(api_argument_spec())
     argument_spec.update(cli_argument_spec())
@@ -254,7 +256,12 @@ def main():
     api = EmqxApi.from_module_params(params)
     ctl = EmqxCtl(module, params["container"], params["docker_cli"])
     try:
-        stored = parse_stored(ctl.eval(READ_STORED))
+        printed = ctl.eval(READ_STORED)
+        if "NOTABLE" in printed.split():
+            module.fail_json(msg="The emqx_auth_mnesia plugin does not run on the node of container %s: load it "
+                                 "(the emqx role does when emqx_auth_mnesia_enabled is true) and wait until it is "
+                                 "active" % params["container"])
+        stored = parse_stored(printed)
         existing = read_acl(api)
     except (ApiError, CtlError) as exc:
         if module.check_mode and getattr(exc, "transient", False):

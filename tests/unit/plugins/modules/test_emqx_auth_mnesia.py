@@ -203,3 +203,12 @@ def test_stored_passwords_are_checked_as_4_4_4_stores_them():
                            "63323330646136323264386330306539626331616366306561656464")
     assert password_matches(stored, "pw-a2") and not password_matches(stored, "pw-a")
     assert not password_matches(stored, "pw-a2", "sha512")
+
+
+def test_a_node_without_the_plugin_is_named_and_nothing_is_written(broker, run_module):
+    state = broker.docker.state()
+    state["auth_mnesia_loaded"] = False
+    broker.docker.state_file.write_text(json.dumps(state))
+    failed, result = run_module(emqx_auth_mnesia.main, dict(broker.args, users=USERS, acl=ACL))
+    assert failed and "emqx_auth_mnesia plugin does not run on the node of container emqx1" in result["msg"]
+    assert [call for call in broker.calls if call[0] != "GET"] == []
