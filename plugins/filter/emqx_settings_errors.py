@@ -18,7 +18,7 @@ description:
   - Secrets are judged but never repeated.
 options:
   _input:
-    description: The role's variables, by name (and C(__known_plugins), the plugins 4.4.4 ships).
+    description: The role's variables, by name.
     type: dict
     required: true
 """

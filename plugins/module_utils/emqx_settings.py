@@ -19,6 +19,7 @@ from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.mqttaction.emqx.plugins.module_utils.emqx_auth_mnesia import rule_errors as acl_rule_errors
 from ansible_collections.mqttaction.emqx.plugins.module_utils.emqx_config import errors as conf_errors
+from ansible_collections.mqttaction.emqx.plugins.module_utils.emqx_plan import KNOWN_PLUGINS
 
 DEFAULT_COOKIE = "emqxsecretcookie"
 DEFAULT_SECRETS = ("", "public", "admin")
@@ -262,17 +263,15 @@ def rule_listeners(values):
 
 
 def rule_plugins(values):
-    known = set(values.get("__known_plugins") or [])
-    unknown = sorted(set(values.get("emqx_plugins") or []) - known)
+    unknown = sorted(set(values.get("emqx_plugins") or []) - set(KNOWN_PLUGINS))
     if unknown:
         return "emqx_plugins names plugins EMQX 4.4.4 does not ship: %s" % ", ".join(unknown)
     return None
 
 
 def rule_plugin_conf_extra(values):
-    known = set(values.get("__known_plugins") or [])
     extra = values.get("emqx_plugin_conf_extra") or {}
-    unknown = sorted(set(extra) - known)
+    unknown = sorted(set(extra) - set(KNOWN_PLUGINS))
     if unknown:
         return "emqx_plugin_conf_extra names plugins EMQX 4.4.4 does not ship: %s" % ", ".join(unknown)
     for plugin, settings in sorted(extra.items()):

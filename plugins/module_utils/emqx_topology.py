@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import re
 
+from ansible.module_utils.parsing.convert_bool import boolean
+
 DIST_BASE_PORT = 4370
 RPC_STATELESS_BASE_PORT = 5370
 EPMD_PORT = 4369
@@ -178,6 +180,41 @@ def check_port_clashes(nodes):
                     "host port %d is wanted by %s and by %s; change emqx_host_ports or "
                     "emqx_instance_port_step" % (port, owner[port], what))
             owner[port] = what
+
+
+TOPOLOGY_SETTINGS = {
+    # host_instances() argument: (inventory variable, how it is read)
+    "count": ("emqx_instances_per_host", int),
+    "basename": ("emqx_node_basename", str),
+    "rpc_port_discovery": ("emqx_rpc_port_discovery", str),
+    "rpc_tcp_server_port": ("emqx_rpc_tcp_server_port", int),
+    "port_step": ("emqx_instance_port_step", int),
+    "ports": ("emqx_host_ports", dict),
+    "with_epmd": ("emqx_with_epmd", bool),
+    "dist_listen_min": ("emqx_dist_listen_min", int),
+}
+
+
+def group_instances(hosts, defaults):
+    """Every node of a group of hosts, in inventory order.
+
+    ``hosts``: each host's variables (Ansible's hostvars). A host that worked
+    out its nodes (``emqx_nodes``) brings them; any other (outside ``--limit``)
+    is worked out here from its inventory variables, with ``defaults`` (the
+    role's, by variable name) for what its inventory does not set.
+    """
+    nodes = []
+    for variables in hosts:
+        if "emqx_nodes" in variables:
+            nodes.extend(variables["emqx_nodes"])
+            continue
+        options = {}
+        for option, (name, kind) in TOPOLOGY_SETTINGS.items():
+            value = variables[name] if name in variables else defaults[name]
+            options[option] = boolean(value, strict=False) if kind is bool else kind(value)
+        host = variables.get("emqx_node_host") or variables.get("ansible_host") or variables["inventory_hostname"]
+        nodes.extend(host_instances(host, **options))
+    return nodes
 
 
 def cluster_nodes(hosts):

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-import yaml
 from ansible_collections.mqttaction.emqx.plugins.filter.emqx_conf import FilterModule
 from ansible_collections.mqttaction.emqx.plugins.module_utils import emqx_config as conf
-
-ROOT = Path(__file__).resolve().parents[3]
+from ansible_collections.mqttaction.emqx.plugins.module_utils.emqx_conf_shipped import SHIPPED
 
 
 def test_the_shipped_settings_are_all_valid():
-    shipped = yaml.safe_load((ROOT / "roles/emqx/vars/main/emqx_conf_shipped.yml").read_text())
-    assert conf.errors(shipped["__emqx_conf_shipped"]) == []
+    assert conf.errors(SHIPPED) == []
 
 
 @pytest.mark.parametrize(

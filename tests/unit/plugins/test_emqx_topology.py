@@ -109,3 +109,19 @@ def test_filter_raises_ansible_errors():
     assert emqx_instances("h1", count=2)[1]["name"] == "emqx2"
     with pytest.raises(AnsibleFilterError, match="emqx_instances_per_host"):
         emqx_instances("h1", count=0)
+
+
+TOPOLOGY_DEFAULTS = {"emqx_instances_per_host": 1, "emqx_node_basename": "emqx", "emqx_rpc_port_discovery": "auto",
+                     "emqx_rpc_tcp_server_port": 5369, "emqx_instance_port_step": 10, "emqx_host_ports": {},
+                     "emqx_with_epmd": False, "emqx_dist_listen_min": 6369}
+
+
+def test_a_group_brings_the_nodes_its_hosts_worked_out_and_works_out_the_others():
+    worked_out = topo.host_instances("192.0.2.11", count=2)
+    hosts = [{"inventory_hostname": "h1", "emqx_nodes": worked_out},
+             {"inventory_hostname": "h2", "ansible_host": "192.0.2.12", "emqx_instances_per_host": "3"},
+             {"inventory_hostname": "h3", "emqx_node_host": "h3.example.net", "emqx_with_epmd": "true"}]
+    nodes = topo.group_instances(hosts, TOPOLOGY_DEFAULTS)
+    assert [node["node"] for node in nodes] == ["emqx1@192.0.2.11", "emqx2@192.0.2.11", "emqx1@192.0.2.12",
+                                                "emqx2@192.0.2.12", "emqx3@192.0.2.12", "emqx@h3.example.net"]
+    assert nodes[-1]["epmd"] is True and nodes[-1]["dist_port"] == 6369
