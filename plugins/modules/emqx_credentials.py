@@ -56,6 +56,19 @@ options:
     description: Its password.
     type: str
     required: true
+  api_url:
+    description:
+      - The node's management API (for example V(http://127.0.0.1:8081)). With O(dashboard_url), the module first
+        asks both with the given credentials; when both accept them, nothing differs and no C(emqx eval) runs
+        (an eval starts an Erlang VM in the container, about a second).
+      - Anything but acceptance (a refusal, no answer) falls back to reading what the cluster stores.
+    type: str
+  dashboard_url:
+    description: The node's dashboard (for example V(http://127.0.0.1:18083)), asked with the dashboard user.
+    type: str
+  ca_path:
+    description: The CA that signed the node's certificate, when O(api_url) is https.
+    type: path
 """
 
 EXAMPLES = r"""
@@ -66,6 +79,8 @@ EXAMPLES = r"""
     app_id: mqttaction
     app_secret: "{{ vault_emqx_management_app_secret }}"
     dashboard_password: "{{ vault_emqx_dashboard_admin_password }}"
+    api_url: http://127.0.0.1:8081
+    dashboard_url: http://127.0.0.1:18083
   run_once: true
   no_log: true
 """
@@ -87,6 +102,7 @@ import os
 import re
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.mqttaction.emqx.plugins.module_utils.emqx_api import ApiError, EmqxApi
 from ansible_collections.mqttaction.emqx.plugins.module_utils.emqx_cli import CtlError, EmqxCtl, cli_argument_spec
 
 CONTAINER_DATA = "/opt/emqx/data"
@@ -161,6 +177,15 @@ def apply(ctl, data_dir, value, expression_for):
         raise CtlError("the node answered %r" % said.strip()[:200])
 
 
+def accepted(url, username, password, ca_path=None):
+    """Whether an API of the node (management or dashboard: each knows its own users only) takes these credentials."""
+    try:
+        EmqxApi(url=url, username=username, password=password, timeout=5, ca_path=ca_path).get("brokers")
+    except ApiError:
+        return False
+    return True
+
+
 def main():
     argument_spec = dict(
         data_dir=dict(type="path", required=True),
@@ -168,6 +193,9 @@ def main():
         app_secret=dict(type="str", required=True, no_log=True),
         dashboard_username=dict(type="str", default="admin"),
         dashboard_password=dict(type="str", required=True, no_log=True),
+        api_url=dict(type="str"),
+        dashboard_url=dict(type="str"),
+        ca_path=dict(type="path"),
     )
     argument_spec.update(cli_argument_spec())
     argument_spec["container"]["required"] = True
@@ -178,6 +206,11 @@ def main():
             module.fail_json(msg="%s must be letters, digits and . _ @ - only, not %r" % (option, params[option]))
     if not os.path.isdir(params["data_dir"]):
         module.fail_json(msg="data_dir %s is not a directory on this host" % params["data_dir"])
+
+    if params["api_url"] and params["dashboard_url"] \
+            and accepted(params["api_url"], params["app_id"], params["app_secret"], params["ca_path"]) \
+            and accepted(params["dashboard_url"], params["dashboard_username"], params["dashboard_password"]):
+        module.exit_json(changed=False, app_secret_changed=False, dashboard_password_changed=False)
 
     ctl = EmqxCtl(module, params["container"], params["docker_cli"])
     try:

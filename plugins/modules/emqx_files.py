@@ -74,6 +74,13 @@ options:
         description: Show this file's content in diffs; V(false) for private keys and other secrets as a whole.
         type: bool
         default: true
+      validate:
+        description:
+          - A command that checks the new content before it replaces the file, with V(%s) standing for a
+            temporary copy (as M(ansible.builtin.template)'s O(ansible.builtin.template#module:validate)). When it
+            fails, the file is left as it was and the module fails with the command's output.
+          - Not run in check mode, nor when the content is already right.
+        type: str
   secrets:
     description: Strings masked in everything the module returns (passwords inside configuration files).
     type: list
@@ -95,6 +102,7 @@ EXAMPLES = r"""
     files:
       - path: /opt/mqttaction-emqx/emqx/etc/emqx.conf
         content: "{{ lookup('ansible.builtin.template', 'emqx.conf.j2') }}"
+        validate: grep -q '^node.name' %s
         group: "1000"
         mode: "0640"
       - path: /opt/mqttaction-emqx/emqx/etc/plugins/emqx_management.conf
@@ -130,6 +138,7 @@ import grp
 import hashlib
 import os
 import pwd
+import shlex
 import stat
 import tempfile
 
@@ -203,8 +212,8 @@ def ensure_directory(spec, check_mode):
                   "after": describe(dict((k, v[1]) for k, v in changes.items()))}
 
 
-def ensure_file(spec, check_mode):
-    """(changed, diff, checksum) for one file."""
+def ensure_file(spec, check_mode, run_command=None):
+    """(changed, diff, checksum) for one file; run_command(argv) -> (rc, out, err) runs its validate command."""
     path = spec["path"]
     wanted = spec["content"].encode("utf-8")
     checksum = hashlib.sha1(wanted).hexdigest()
@@ -232,6 +241,8 @@ def ensure_file(spec, check_mode):
                     out.write(wanted)
                 os.chown(temporary, uid, gid)
                 os.chmod(temporary, mode)
+                if spec.get("validate"):
+                    validate(spec["validate"], temporary, path, run_command)
                 os.replace(temporary, path)
             except BaseException:
                 if os.path.exists(temporary):
@@ -255,6 +266,15 @@ def ensure_file(spec, check_mode):
     return True, diff, checksum
 
 
+def validate(command, temporary, path, run_command):
+    """Run a validate command (%s: the new content's temporary file); FilesError when it fails."""
+    if "%s" not in command:
+        raise FilesError("%s: the validate command %r needs %%s where the file goes" % (path, command))
+    rc, out, err = run_command(shlex.split(command.replace("%s", shlex.quote(temporary))))
+    if rc != 0:
+        raise FilesError("%s: the new content failed %r (exit %d): %s" % (path, command, rc, (err or out).strip()))
+
+
 def main():
     ownership = dict(owner=dict(type="str", default="root"), group=dict(type="str", default="root"))
     module = AnsibleModule(
@@ -263,7 +283,8 @@ def main():
                 path=dict(type="path", required=True), mode=dict(type="str", default="0755"), **ownership)),
             files=dict(type="list", elements="dict", default=[], options=dict(
                 path=dict(type="path", required=True), content=dict(type="str", required=True),
-                mode=dict(type="str", default="0644"), diff=dict(type="bool", default=True), **ownership)),
+                mode=dict(type="str", default="0644"), diff=dict(type="bool", default=True),
+                validate=dict(type="str"), **ownership)),
             secrets=dict(type="list", elements="str", default=[], no_log=True),
         ),
         supports_check_mode=True,
@@ -287,7 +308,7 @@ def main():
         for spec in module.params["files"]:
             if not os.path.isabs(spec["path"]):
                 raise FilesError("%s: give an absolute path" % spec["path"])
-            changed, diff, checksum = ensure_file(spec, module.check_mode)
+            changed, diff, checksum = ensure_file(spec, module.check_mode, module.run_command)
             result["checksums"][spec["path"]] = checksum
             if changed:
                 result["changed_files"].append(spec["path"])

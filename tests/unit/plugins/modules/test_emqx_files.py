@@ -117,3 +117,27 @@ def test_bad_input_fails_clearly(tmp_path, run_module):
     (tmp_path / "plain").write_text("x")
     failed, result = run_module(emqx_files.main, {"directories": [{"path": str(tmp_path / "plain")}]})
     assert failed and "is not a directory" in result["msg"]
+
+
+def test_content_that_fails_its_validate_command_leaves_the_file_as_it_was(tmp_path, run_module):
+    args = spec(tmp_path)
+    run_module(emqx_files.main, args)
+    conf = tmp_path / "emqx" / "etc" / "emqx.conf"
+    args["files"][0]["content"] = "broken = \n"
+    args["files"][0]["validate"] = "grep -q process_limit %s"
+    failed, result = run_module(emqx_files.main, args)
+    assert failed and "failed 'grep -q process_limit %s' (exit 1)" in result["msg"]
+    assert conf.read_text() == "node.process_limit = 2097152\n"
+    assert not any(name.startswith(".") for name in os.listdir(conf.parent)), "no temporary left"
+
+    args["files"][0]["content"] = "node.process_limit = 4194304\n"
+    failed, result = run_module(emqx_files.main, args)
+    assert not failed and result["changed_files"] == [str(conf)]
+    assert conf.read_text() == "node.process_limit = 4194304\n"
+
+
+def test_a_validate_command_without_the_file_placeholder_is_refused(tmp_path, run_module):
+    args = spec(tmp_path)
+    args["files"][0]["validate"] = "true"
+    failed, result = run_module(emqx_files.main, args)
+    assert failed and "needs %s where the file goes" in result["msg"]
