@@ -7,6 +7,10 @@
 #   make build       build the collection and install it into a scratch path
 #   make molecule    every molecule scenario (brings the lab up, tears it down)
 #   make molecule-<scenario>   one scenario, e.g. make molecule-lab
+#   make perf        deploy, no-change, scale-out and rolling-restart timings on six lab
+#                    hosts against the targets (molecule/perf; not part of make test);
+#                    PERF_BEFORE=<collections path> measures another release beside it,
+#                    PERF_MITOGEN=<dir with PyPI's mitogen> the mitogen strategy
 #   make lab-up / lab-down     the test lab alone
 #   make demo / demo-down      the single-host cluster of inventories/local on a lab host
 #
@@ -35,7 +39,7 @@ export ANSIBLE_NOCOLOR := 1
 export PY_COLORS := 0
 
 .PHONY: demo demo-down test prereqs venv collection lint sanity sanity-run unit unit-run matrix matrix-leg dist build \
-  molecule lab-up lab-down lab-status clean
+  molecule perf lab-up lab-down lab-status clean
 
 # The static checks side by side (ansible-test sanity keeps one core busy, the
 # others the second: about a minute less than one after another), the other
@@ -164,17 +168,23 @@ lab-status:
 # The lab is torn down afterwards whether the scenarios passed or not.
 SCENARIO_ORDER := operations security debian13 default failures single_host membership lab
 SOLO_SCENARIOS := bench
+# Measurements, run on their own by make perf.
+PERF_SCENARIOS := perf
 export CONTROLLER_SCENARIOS
 molecule: lab-up dist
 	@status=0; \
 	tests/lab/run_scenarios.sh $(filter $(SCENARIOS),$(SCENARIO_ORDER)) \
-	  $(filter-out $(SCENARIO_ORDER) $(SOLO_SCENARIOS),$(SCENARIOS)) || status=1; \
+	  $(filter-out $(SCENARIO_ORDER) $(SOLO_SCENARIOS) $(PERF_SCENARIOS),$(SCENARIOS)) || status=1; \
 	MOLECULE_JOBS=1 tests/lab/run_scenarios.sh $(filter $(SCENARIOS),$(SOLO_SCENARIOS)) || status=1; \
 	$(PYTHON) tests/lab/labctl.py down; \
 	exit $$status
 
 molecule-%: lab-up dist
 	molecule test -s $*
+
+perf: lab-up dist
+	MQTTACTION_PERF_BEFORE=$(PERF_BEFORE) MQTTACTION_PERF_MITOGEN=$(PERF_MITOGEN) molecule test -s perf
+	@cat $(LAB)/perf/report.json
 
 # The main job: deploy inventories/local (three nodes behind HAProxy) with
 # site.yml. This machine cannot pull emqx/emqx:4.4.4, so the demo runs on a lab

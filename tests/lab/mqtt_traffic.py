@@ -34,10 +34,12 @@ import paho.mqtt.client as mqtt
 TOPIC = "traffic/numbered"
 
 
-def client(name, host, port, on_connect):
+def client(name, host, port, on_connect, username=None, password=None):
     """A client that reconnects at once when dropped, counting its (re)connections."""
     result = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="%s-%s" % (name, uuid.uuid4().hex[:8]),
                          protocol=mqtt.MQTTv311, clean_session=True)
+    if username:
+        result.username_pw_set(username, password)
     result.reconnect_delay_set(min_delay=0.05, max_delay=0.5)
     counts = {"connects": 0}
 
@@ -81,6 +83,8 @@ def main(argv=None):
     parser.add_argument("--api", action="append", default=[])
     parser.add_argument("--api-user", default="")
     parser.add_argument("--api-password", default="")
+    parser.add_argument("--username", help="MQTT user (built-in authentication), allowed on the traffic topic")
+    parser.add_argument("--password", default="")
     args = parser.parse_args(argv)
     auth = "Basic " + base64.b64encode(("%s:%s" % (args.api_user, args.api_password)).encode()).decode()
 
@@ -94,7 +98,8 @@ def main(argv=None):
             received[number] += 1
             arrival_order.append(number)
 
-    subscriber, sub_counts = client("traffic-sub", args.host, args.port, lambda cl: cl.subscribe(TOPIC, qos=1))
+    subscriber, sub_counts = client("traffic-sub", args.host, args.port, lambda cl: cl.subscribe(TOPIC, qos=1),
+                                    args.username, args.password)
     subscriber.on_message = on_message
     acked, sent = set(), {}
 
@@ -103,7 +108,7 @@ def main(argv=None):
             if mid in sent:
                 acked.add(sent.pop(mid))
 
-    publisher, pub_counts = client("traffic-pub", args.host, args.port, lambda cl: None)
+    publisher, pub_counts = client("traffic-pub", args.host, args.port, lambda cl: None, args.username, args.password)
     publisher.on_publish = on_publish
 
     samples, stop = [], threading.Event()
