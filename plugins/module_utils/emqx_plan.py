@@ -50,6 +50,26 @@ DEFAULT_LOADED_PLUGINS = ["emqx_management", "emqx_dashboard", "emqx_modules", "
                           "emqx_telemetry", "emqx_rule_engine", "emqx_bridge_mqtt"]
 # The container runs EMQX as uid and gid 1000: it owns data/ and log/ and may read etc/.
 EMQX_UID = "1000"
+# The official 4.4.4 image's docker-entrypoint.sh exports these when they are
+# unset, and 4.4.4 lets EMQX_* variables override emqx.conf: the file alone does
+# not set them. Seen on the real broker: emqx_tcp_acceptors 16 in emqx.conf ran
+# with 64 acceptors.
+ENTRYPOINT_DEFAULTS = (
+    ("node.process_limit", "EMQX_NODE__PROCESS_LIMIT", "2097152"),
+    ("node.max_ports", "EMQX_NODE__MAX_PORTS", "1048576"),
+    ("listener.tcp.external.acceptors", "EMQX_LISTENER__TCP__EXTERNAL__ACCEPTORS", "64"),
+    ("listener.tcp.external.max_connections", "EMQX_LISTENER__TCP__EXTERNAL__MAX_CONNECTIONS", "1024000"),
+    ("listener.ssl.external.acceptors", "EMQX_LISTENER__SSL__EXTERNAL__ACCEPTORS", "32"),
+    ("listener.ssl.external.max_connections", "EMQX_LISTENER__SSL__EXTERNAL__MAX_CONNECTIONS", "102400"),
+    ("listener.ws.external.acceptors", "EMQX_LISTENER__WS__EXTERNAL__ACCEPTORS", "16"),
+    ("listener.ws.external.max_connections", "EMQX_LISTENER__WS__EXTERNAL__MAX_CONNECTIONS", "102400"),
+    ("listener.wss.external.acceptors", "EMQX_LISTENER__WSS__EXTERNAL__ACCEPTORS", "16"),
+    ("listener.wss.external.max_connections", "EMQX_LISTENER__WSS__EXTERNAL__MAX_CONNECTIONS", "102400"),
+)
+# Those of them the role's own variables set.
+ROLE_SET = {"node.process_limit": "emqx_process_limit", "node.max_ports": "emqx_max_ports",
+            "listener.tcp.external.acceptors": "emqx_tcp_acceptors",
+            "listener.tcp.external.max_connections": "emqx_tcp_max_connections"}
 
 
 def _on(value):
@@ -290,6 +310,19 @@ def node_files(inputs, conf, confs):
     return {"directories": directories, "files": files}
 
 
+def entrypoint_env(settings):
+    """The variables that make the image's entrypoint keep what the inventory set (the role's variables and
+    emqx_conf_extra) for the keys it would otherwise default; only where the value differs from its
+    default, so a container that ran the default keeps its spec (and is not restarted)."""
+    extra = settings["emqx_conf_extra"] or {}
+    env = {}
+    for key, name, default in ENTRYPOINT_DEFAULTS:
+        value = extra[key] if key in extra else settings.get(ROLE_SET[key]) if key in ROLE_SET else None
+        if value is not None and str(value) != default:
+            env[name] = str(value)
+    return env
+
+
 def container(settings, node, confs):
     """What a node's container must be (community.docker.docker_container's options)."""
     root = settings["emqx_base_dir"] + "/" + node["name"]
@@ -311,7 +344,8 @@ def container(settings, node, confs):
         "restart_policy": settings["emqx_restart_policy"],
         "env": _merge({"EMQX_NAME": node["name"], "EMQX_HOST": node["host"], "EMQX_NODE_COOKIE": settings["emqx_cookie"],
                        "EMQX_LOG__TO": settings["emqx_log_to"], "EMQX_RPC__PORT_DISCOVERY": node["rpc_port_discovery"],
-                       "WITH_EPMD": "1" if node["epmd"] else ""}, settings["emqx_container_env"] or {}),
+                       "WITH_EPMD": "1" if node["epmd"] else ""}, entrypoint_env(settings),
+                      settings["emqx_container_env"] or {}),
         "mounts": mounts,
         "published_ports": node["publish"],
         "ulimits": ["nofile:%s:%s" % (nofile, nofile)],
