@@ -8,8 +8,9 @@ clusters made with either tool can be compared.
 Usage (run it with python3; -h is the host, as in emqtt-bench, so help is --help):
 
     python3 mqtt_bench.py conn -h HOST[,HOST...] -c COUNT --duration SECONDS [options]
-    python3 mqtt_bench.py sub  -h HOST -c COUNT -t TOPIC [-q 0|1] --duration SECONDS [options]
-    python3 mqtt_bench.py pub  -h HOST -c COUNT -t TOPIC [-q 0|1] [-I MS] [-s BYTES] [-L N] --duration SECONDS
+    python3 mqtt_bench.py sub  -h HOST -c COUNT -t TOPIC [-q 0|1] [--latency] --duration SECONDS [options]
+    python3 mqtt_bench.py pub  -h HOST -c COUNT -t TOPIC [-q 0|1] [-I MS] [-s BYTES] [-L N] [--latency]
+                               --duration SECONDS
 
     e.g.: python3 mqtt_bench.py conn -h 10.0.0.5 -c 50000 -R 2000
               --ifaddr 10.0.1.10,10.0.1.11 --duration 300 --json /tmp/result.json
@@ -34,6 +35,18 @@ sockets and exits; SIGTERM and SIGINT end the run the same way, earlier),
 --hold (accepted for compatibility: holding is what every command does),
 --workers N|auto, --json FILE|-, --max-errors-printed N (20).  At most 200000
 clients.
+
+--latency (pub and sub) measures delivery latency, as emqtt-bench's
+--payload-hdrs ts does; emqtt-bench 0.4.19 only prints a per-second average in
+whole milliseconds, which is why this exists.  pub: every payload starts with
+its send time, 8 bytes, big-endian microseconds since the epoch, then -s pads
+it (so -s is at least 8).  sub: now minus that time, for every message of 8
+bytes or more (negative, from clock skew, counts as 0), goes to a histogram of
+5 % buckets; the result gets latency_us (count, min, mean, p50, p90, p99,
+p999, max) and latency_hist, each timeline second its p50 and p99, and every
+second with messages prints ``<elapsed> publish_latency avg=<N>ms`` like
+emqtt-bench.  Both sides need --latency (a plain payload reads as a future
+time: 0) and clocks that agree (same host, or NTP).
 
 What matches emqtt-bench:
 
@@ -87,6 +100,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import collections
 import ctypes
 import datetime
@@ -115,12 +129,14 @@ REPORT_INTERVAL = 0.25
 FD_RESERVE = 64
 STOP_GRACE = 10.0
 CLOSE_WAIT = 3.0
+STAMP_BYTES = 8
+LATENCY_GROWTH = 1.05
 COUNTERS = ("connect_succ", "connect_fail", "sub", "sub_fail", "pub", "pub_succ", "pub_fail", "recv")
 RESULT_KEYS = (
     "tool", "command", "args", "hosts", "ifaddrs", "clients", "started_at", "duration_s",
     "connected_peak", "connected_at_end", "connect_succ", "connect_fail", "errors", "ramp_seconds",
     "connect_rate_avg", "pub", "pub_succ", "pub_fail", "recv", "sub", "sub_fail", "peak_rss_bytes",
-    "workers", "timeline",
+    "workers", "timeline", "latency_us", "latency_hist",
 )
 
 CONNECTING, CONNECTED, CLOSED = 0, 1, 2
@@ -144,6 +160,10 @@ def fmt_tdiff(seconds: float) -> str:
 
 def format_counter_line(elapsed: float, name: str, total: int, rate: float) -> str:
     return f"{fmt_tdiff(elapsed)} {name} total={total} rate={rate:.2f}/sec"
+
+
+def format_latency_line(elapsed: float, avg_ms: int) -> str:
+    return f"{fmt_tdiff(elapsed)} publish_latency avg={avg_ms}ms"
 
 
 def connect_error_line(seq: int, kind: str) -> str:
@@ -200,6 +220,108 @@ def vm_hwm(pid: int | str = "self") -> int:
     return 0
 
 
+# ---------------------------------------------------------------- latency
+
+def _latency_bounds() -> tuple[int, ...]:
+    """Upper bounds (us, inclusive) of the histogram buckets: exact up to 20 us,
+    then each about 5 % above the previous, so a bucket's midpoint is within
+    2.5 % of every value in it; the last one takes whatever the header holds."""
+    bounds = [0]
+    while bounds[-1] < 1 << 40:  # 12.7 days
+        bounds.append(max(bounds[-1] + 1, int(bounds[-1] * LATENCY_GROWTH)))
+    bounds.append(1 << 64)
+    return tuple(bounds)
+
+
+LATENCY_BOUNDS = _latency_bounds()
+
+
+def stamp_payload(sent_us: int, pad: bytes) -> bytes:
+    """A --latency payload: the send time, big-endian microseconds since the epoch, then pad."""
+    return sent_us.to_bytes(STAMP_BYTES, "big") + pad
+
+
+def stamp_of(body: bytes, at: int = 0) -> int | None:
+    """The send time that starts the payload body[at:], None when it is too short for one."""
+    if len(body) - at < STAMP_BYTES:
+        return None
+    return int.from_bytes(body[at:at + STAMP_BYTES], "big")
+
+
+class LatencyHist:
+    """Latencies in microseconds: count, sum, min, max and log-spaced buckets.
+
+    Workers send theirs as deltas (only the non-empty buckets) and the parent
+    merges them, so percentiles come from all messages, not from averages."""
+
+    __slots__ = ("buckets", "count", "sum", "min", "max")
+
+    def __init__(self):
+        self.buckets = {}
+        self.count = 0
+        self.sum = 0
+        self.min = None
+        self.max = None
+
+    def add(self, us: int) -> None:
+        if us < 0:
+            us = 0  # the publisher's clock is ahead
+        b = bisect.bisect_left(LATENCY_BOUNDS, us)
+        self.buckets[b] = self.buckets.get(b, 0) + 1
+        self.count += 1
+        self.sum += us
+        if self.min is None or us < self.min:
+            self.min = us
+        if self.max is None or us > self.max:
+            self.max = us
+
+    def merge(self, other: LatencyHist) -> None:
+        if not other.count:
+            return
+        for b, n in other.buckets.items():
+            self.buckets[b] = self.buckets.get(b, 0) + n
+        self.count += other.count
+        self.sum += other.sum
+        self.min = other.min if self.min is None else min(self.min, other.min)
+        self.max = other.max if self.max is None else max(self.max, other.max)
+
+    def message(self) -> dict:
+        return {"b": self.buckets, "n": self.count, "s": self.sum, "min": self.min, "max": self.max}
+
+    @classmethod
+    def from_message(cls, message: dict) -> LatencyHist:
+        hist = cls()
+        hist.buckets = {int(b): n for b, n in message["b"].items()}  # JSON made the keys strings
+        hist.count, hist.sum, hist.min, hist.max = message["n"], message["s"], message["min"], message["max"]
+        return hist
+
+    def percentile(self, fraction: float) -> int | None:
+        """The midpoint of the bucket holding the nearest-rank value, clamped to [min, max]."""
+        if not self.count:
+            return None
+        rank = max(1, math.ceil(fraction * self.count))
+        seen = 0
+        for b in sorted(self.buckets):
+            seen += self.buckets[b]
+            if seen >= rank:
+                low = LATENCY_BOUNDS[b - 1] + 1 if b else 0
+                return min(self.max, max(self.min, (low + LATENCY_BOUNDS[b]) // 2))
+        return self.max
+
+    def summary(self) -> dict | None:
+        if not self.count:
+            return None
+        return {"count": self.count, "min": self.min, "mean": round(self.sum / self.count),
+                "p50": self.percentile(0.5), "p90": self.percentile(0.9), "p99": self.percentile(0.99),
+                "p999": self.percentile(0.999), "max": self.max}
+
+    def bounds_json(self) -> dict | None:
+        """{bucket upper bound in us, as a string: count}, buckets in order."""
+        if not self.count:
+            return None
+        return {str(LATENCY_BOUNDS[b]): self.buckets[b] for b in sorted(self.buckets)}
+
+
 # ---------------------------------------------------------------- MQTT codec
 
 def _varint(n: int) -> bytes:
@@ -249,6 +371,18 @@ def encode_publish(topic: bytes, payload: bytes, qos: int, packet_id: int, versi
     if version == 5:
         body += b"\x00"
     return _packet(0x30 | (qos << 1), body + payload)
+
+
+def skip_props(body: bytes, at: int) -> int:
+    """Index after the MQTT 5 properties that start at body[at]."""
+    length, shift = 0, 0
+    while True:
+        byte = body[at]
+        at += 1
+        length |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return at + length
 
 
 def substitute(template: str, seq: int, client_id: str = "") -> str:
@@ -445,6 +579,8 @@ class Client(asyncio.Protocol):
             if kind == 3:  # PUBLISH
                 w.counters["recv"] += 1
                 qos = (first >> 1) & 3
+                if w.latency is not None:  # before the PUBACK: its write is not part of the delivery
+                    w.took(body, qos)
                 if qos:
                     at = 2 + int.from_bytes(body[0:2], "big")
                     pid = body[at:at + 2]
@@ -533,7 +669,9 @@ class Worker:
         self.stopping = False
         self.lines = []
         self.line_budget = max(0, cfg.max_errors_printed)
-        self.payload = b"x" * cfg.size if cfg.command == "pub" else b""
+        self.payload = b"x" * cfg.size if cfg.command == "pub" and not cfg.latency else b""
+        self.pad = b"x" * (cfg.size - STAMP_BYTES) if cfg.command == "pub" and cfg.latency else b""
+        self.latency = LatencyHist() if cfg.command == "sub" and cfg.latency else None  # since the last report
 
     # --- accounting
 
@@ -550,6 +688,16 @@ class Worker:
         self.error(kind)
         self.line(connect_error_line(seq, kind))
         self.line(exit_line(seq, kind))
+
+    def took(self, body: bytes, qos: int) -> None:
+        """Record the delivery latency of a received PUBLISH (body after the fixed header)."""
+        now_us = time.time_ns() // 1000
+        at = 2 + int.from_bytes(body[0:2], "big") + (2 if qos else 0)
+        if self.version == 5:
+            at = skip_props(body, at)
+        sent_us = stamp_of(body, at)
+        if sent_us is not None:
+            self.latency.add(now_us - sent_us)
 
     def lost(self, client: Client, kind: str) -> None:
         self.clients.discard(client)
@@ -568,6 +716,8 @@ class Worker:
         }
         if self.lines:
             message["l"], self.lines = self.lines[:200], self.lines[200:]
+        if self.latency is not None and self.latency.count:
+            message["lat"], self.latency = self.latency.message(), LatencyHist()
         data = (json.dumps(message, separators=(",", ":")) + "\n").encode()
         while data:
             written = os.write(self.out_fd, data)
@@ -694,6 +844,7 @@ class Worker:
         qos = cfg.qos
         interval = cfg.interval_of_msg / 1000.0
         limit = cfg.limit
+        latency = cfg.latency
         if qos:
             proto.inflight = set()
         sent = 0
@@ -709,7 +860,8 @@ class Worker:
             if proto.state != CONNECTED:
                 break
             pid = proto.next_pid() if qos else 0
-            proto.send(encode_publish(topic, self.payload, qos, pid, cfg.version))
+            payload = stamp_payload(time.time_ns() // 1000, self.pad) if latency else self.payload
+            proto.send(encode_publish(topic, payload, qos, pid, cfg.version))
             sent += 1
             counters["pub"] += 1
             if qos:
@@ -853,6 +1005,9 @@ class Run:
         self.last_printed = dict.fromkeys(COUNTERS, 0)
         self.last_tick = None
         self.timeline = []
+        self.latency = LatencyHist()  # the whole run
+        self.tick_latency = LatencyHist()  # since the last tick
+        self.entry_latency = LatencyHist()  # the last timeline entry's second
 
     def on_signal(self, signum, _frame) -> None:
         if not self.stop_requested:
@@ -893,6 +1048,10 @@ class Run:
                 state.end_n = message["end_n"]
             if message["final"]:
                 state.final = True
+            if "lat" in message:
+                delta = LatencyHist.from_message(message["lat"])
+                self.latency.merge(delta)
+                self.tick_latency.merge(delta)
             for text in message.get("l", ()):
                 if self.lines_left > 0:
                     self.lines_left -= 1
@@ -910,6 +1069,9 @@ class Run:
         self.last_tick = now
         totals = self.totals()
         counters = totals["counters"]
+        latency, self.tick_latency = self.tick_latency, LatencyHist()
+        if latency.count and not final:  # emqtt-bench's whole milliseconds, rounded down
+            self.out(format_latency_line(elapsed, latency.sum // latency.count // 1000))
         for name in COUNTERS:
             value = counters[name]
             if value != self.last_printed[name] and not final:
@@ -920,9 +1082,13 @@ class Run:
                  "connect_succ": counters["connect_succ"], "connect_fail": counters["connect_fail"],
                  "pub": counters["pub"], "recv": counters["recv"], "errors": sum(totals["errors"].values())}
         if self.timeline and self.timeline[-1]["t"] == entry["t"]:
+            self.entry_latency.merge(latency)  # the same second again: keep what it had
             self.timeline[-1] = entry
         else:
+            self.entry_latency = latency
             self.timeline.append(entry)
+        entry["latency_p50_us"] = self.entry_latency.percentile(0.5)
+        entry["latency_p99_us"] = self.entry_latency.percentile(0.99)
 
     def start_workers(self) -> None:
         cfg = self.cfg
@@ -1033,6 +1199,8 @@ class Run:
             "peak_rss_bytes": vm_hwm() + sum(s.hwm for s in self.states),
             "workers": cfg.workers,
             "timeline": self.timeline,
+            "latency_us": self.latency.summary() if cfg.latency else None,
+            "latency_hist": self.latency.bounds_json() if cfg.latency else None,
             "stopped_by": self.stopped_by,
             "worker_failures": [s.index for s in self.states if not s.final or s.status not in (0, None)],
         }
@@ -1104,6 +1272,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("-I", "--interval_of_msg", type=float, default=1000, help="ms between messages of one client (1000)")
     add("-s", "--size", type=int, default=256, help="payload bytes (256)")
     add("-L", "--limit", type=int, default=0, help="messages per client, 0 = unlimited (0)")
+    add("--latency", action="store_true",
+        help="pub: start every payload with its send time (8 bytes, so -s 8 or more); sub: measure delivery latency")
     add("--duration", type=float, required=True, help=f"seconds the run lasts, at most {MAX_DURATION}")
     add("--hold", action="store_true", help="hold connections until --duration ends (always done)")
     add("--workers", default="auto", help="worker processes: N or auto (auto)")
@@ -1168,6 +1338,9 @@ def configure(argv) -> argparse.Namespace:
         bad("--startnumber, --limit and --max-errors-printed must not be negative")
     if not 0 <= args.size <= MAX_PAYLOAD:
         bad(f"--size must be between 0 and {MAX_PAYLOAD}")
+    if args.command == "pub" and args.latency and args.size < STAMP_BYTES:
+        bad(f"--latency needs --size of at least {STAMP_BYTES} (the send time takes {STAMP_BYTES} bytes), "
+            f"got {args.size}")
     if args.command in ("pub", "sub") and not args.topic:
         bad(f"{args.command} needs -t/--topic")
     if args.command == "pub" and args.interval_of_msg == 0 and args.limit == 0:

@@ -11,7 +11,9 @@ import asyncio
 import errno
 import importlib.util
 import json
+import math
 import os
+import re
 import shutil
 import signal
 import socket
@@ -59,7 +61,7 @@ class Acceptor:
     It answers CONNECT with CONNACK connack_code (and closes after a refusal),
     SUBSCRIBE with SUBACK granting the asked QoS, QoS 1 PUBLISH with PUBACK,
     PINGREQ with PINGRESP, and forwards every PUBLISH to the subscribers of
-    exactly its topic.  It records peer addresses, client ids and user names.
+    exactly its topic.  It records peer addresses, client ids, user names and payloads.
     """
 
     def __init__(self, connack_code: int = 0, port: int = 0, ssl_context=None):
@@ -71,6 +73,7 @@ class Acceptor:
         self.usernames = []
         self.subscriptions = {}
         self.published = 0
+        self.payloads = []
         self.forwarded = 0
         self.open = 0
         self.open_peak = 0
@@ -169,6 +172,7 @@ class AcceptorConnection(asyncio.Protocol):
             if self.version == 5:
                 at = skip_props(body, at)
             acceptor.published += 1
+            acceptor.payloads.append(body[at:])
             if qos == 1:
                 self.transport.write(b"\x40\x02" + pid)
             for target, target_qos in acceptor.subscriptions.get(topic.decode(), ()):
@@ -220,6 +224,7 @@ def test_output_line_formats():
     assert mqtt_bench.connect_error_line(4, "eaddrinuse") == "client(4): connect error - eaddrinuse"
     assert mqtt_bench.exit_line(4, "eaddrinuse") == "client(4): EXIT for {shutdown,eaddrinuse}"
     assert mqtt_bench.start_line(2, 3, 10) == "Start with 2 workers, addrs pool size: 3 and req interval: 10 ms"
+    assert mqtt_bench.format_latency_line(61.5, 12) == "1m1s publish_latency avg=12ms"
 
 
 @pytest.mark.parametrize("exc, kind", [
@@ -248,6 +253,66 @@ def test_connect_packet_encoding():
     assert big[:3] == b"\x32\xcd\x01" and big[3:8] == b"\x00\x01t\x00\x07"
 
 
+def test_latency_histogram_percentiles():
+    hist = mqtt_bench.LatencyHist()
+    assert hist.summary() is None and hist.bounds_json() is None and hist.percentile(0.5) is None
+    for us in range(1, 10_001):
+        hist.add(us)
+    summary = hist.summary()
+    assert summary["count"] == 10_000 and summary["min"] == 1 and summary["max"] == 10_000
+    assert summary["mean"] in (5000, 5001)
+    for key, exact in (("p50", 5000), ("p90", 9000), ("p99", 9900), ("p999", 9990)):
+        assert abs(summary[key] - exact) <= 0.05 * exact, (key, summary[key])
+    assert sum(hist.bounds_json().values()) == 10_000
+    # every sample is at most its bucket's upper bound and above the previous one
+    bounds = mqtt_bench.LATENCY_BOUNDS
+    for us in (0, 1, 20, 21, 999, 1000, 1001, 59_999_999, 60_000_000, 2**40 + 1):
+        b = next(i for i, bound in enumerate(bounds) if us <= bound)
+        assert b == 0 or bounds[b - 1] < us
+        assert bounds[b] <= max(us, 20) * 1.05 or b == len(bounds) - 1
+    # one value reports itself (clamped to min and max); negatives count as 0
+    for us in (0, 7, 1234, 60_000_000):
+        one = mqtt_bench.LatencyHist()
+        one.add(us)
+        assert one.summary() == dict(count=1, min=us, mean=us, p50=us, p90=us, p99=us, p999=us, max=us)
+    skewed = mqtt_bench.LatencyHist()
+    skewed.add(-500)
+    assert skewed.min == skewed.max == skewed.percentile(0.5) == 0
+
+
+def test_latency_histogram_deltas_merge_like_one():
+    whole, parent = mqtt_bench.LatencyHist(), mqtt_bench.LatencyHist()
+    samples = [(n * 7919) % 60_000_000 for n in range(5000)] + [1500] * 3000 + [45_000] * 40
+    for start in range(0, len(samples), 1000):  # a worker's reports: a delta each, through JSON
+        delta = mqtt_bench.LatencyHist()
+        for us in samples[start:start + 1000]:
+            delta.add(us)
+            whole.add(us)
+        parent.merge(mqtt_bench.LatencyHist.from_message(json.loads(json.dumps(delta.message()))))
+    assert parent.summary() == whole.summary()
+    assert parent.bounds_json() == whole.bounds_json()
+    ordered = sorted(samples)
+    for fraction in (0.5, 0.9, 0.99, 0.999):
+        exact = ordered[math.ceil(len(ordered) * fraction) - 1]  # nearest rank
+        assert abs(parent.percentile(fraction) - exact) <= 0.05 * exact
+
+
+def test_latency_payload_header_round_trip():
+    now_us = time.time_ns() // 1000
+    payload = mqtt_bench.stamp_payload(now_us, b"x" * 24)
+    assert len(payload) == 32 and payload[:8] == now_us.to_bytes(8, "big") and payload[8:] == b"x" * 24
+    assert mqtt_bench.stamp_of(payload) == now_us
+    assert mqtt_bench.stamp_of(b"x" * 7) is None
+    assert mqtt_bench.stamp_of(mqtt_bench.stamp_payload(now_us, b"")) == now_us
+    for version, qos in ((4, 0), (4, 1), (5, 0), (5, 1)):
+        packet = mqtt_bench.encode_publish(b"bench/t", payload, qos, 9, version)
+        body = packet[2:]  # one-byte remaining length here
+        at = 2 + 7 + (2 if qos else 0)
+        if version == 5:
+            at = mqtt_bench.skip_props(body, at)
+        assert mqtt_bench.stamp_of(body, at) == now_us
+
+
 # ---------------------------------------------------------------- arguments
 
 @pytest.mark.parametrize("argv", [
@@ -263,10 +328,18 @@ def test_connect_packet_encoding():
     ["bogus", "-c", "1", "--duration", "1"],
     ["conn", "-c", "1", "--duration", "1", "--json", "/nonexistent/dir/result.json"],
     ["conn", "-c", "1", "--duration", "1", "-S", "--cacertfile", "/nonexistent/ca.pem"],
+    ["pub", "-c", "1", "--duration", "1", "-t", "t", "--latency", "-s", "7"],
 ])
 def test_bad_arguments_exit_2(argv, capsys):
     assert mqtt_bench.main(argv) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_latency_needs_room_for_the_send_time(capsys):
+    assert mqtt_bench.main(["pub", "-c", "1", "--duration", "1", "-t", "t", "--latency", "-s", "4"]) == 2
+    assert "--latency needs --size of at least 8" in capsys.readouterr().err
+    assert mqtt_bench.configure(["pub", "-c", "1", "--duration", "1", "-t", "t", "--latency", "-s", "8"]).latency
+    assert not mqtt_bench.configure(["pub", "-c", "1", "--duration", "1", "-t", "t", "-s", "4"]).latency
 
 
 def test_bad_arguments_exit_2_from_the_command_line():
@@ -340,7 +413,10 @@ def test_conn_200_clients_over_two_workers(runs):
     assert result["started_at"].endswith("Z")
     assert 1.0 <= result["duration_s"] < 6
     assert result["timeline"][0]["t"] == 1
-    assert set(result["timeline"][0]) == {"t", "connected", "connect_succ", "connect_fail", "pub", "recv", "errors"}
+    assert set(result["timeline"][0]) == {"t", "connected", "connect_succ", "connect_fail", "pub", "recv", "errors",
+                                          "latency_p50_us", "latency_p99_us"}
+    assert result["timeline"][0]["latency_p50_us"] is None and result["timeline"][0]["latency_p99_us"] is None
+    assert result["latency_us"] is None and result["latency_hist"] is None
     assert result["timeline"][-1]["connected"] == 200
     assert lines[0] == "Start with 2 workers, addrs pool size: 0 and req interval: 1 ms"
     assert any(line.startswith("1s connect_succ total=") and line.endswith("/sec") for line in lines)
@@ -383,6 +459,55 @@ def test_pub_and_sub_counts(runs):
     assert sub["sub"] == 3 and sub["sub_fail"] == 0
     assert sub["recv"] == 24
     assert sub["connect_fail"] == 0 and pub["connect_fail"] == 0
+    # without --latency: the payload as before and no latency figures
+    assert acceptor.payloads == [b"x" * 32] * 8
+    assert sub["latency_us"] is None and sub["latency_hist"] is None and pub["latency_us"] is None
+
+
+@scenario()
+def pub_sub_latency(_workdir):
+    # MQTT 5 and QoS 1, so the receiver skips a packet id and properties to find
+    # the send time; 15 messages 100 ms apart cross at least one printed second.
+    with Acceptor() as acceptor:
+        sub = subprocess.Popen([sys.executable, str(BENCH), "sub", "-h", "127.0.0.1", "-p", str(acceptor.port),
+                                "-c", "2", "-R", "1000", "-t", "bench/lat", "-q", "1", "-V", "5", "--latency",
+                                "--workers", "2", "--duration", "30", "--json", "-"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: len(acceptor.subscriptions.get("bench/lat", ())) == 2)
+        pub, _lines, _proc = run_bench("pub", "-h", "127.0.0.1", "-p", str(acceptor.port), "-c", "1", "-R", "1000",
+                                       "-t", "bench/lat", "-q", "1", "-V", "5", "-I", "100", "-L", "15", "-s", "64",
+                                       "--latency", "--duration", "2")
+        wait_for(lambda: acceptor.forwarded == 30)
+        time.sleep(0.3)  # the last worker report
+        sub.send_signal(signal.SIGTERM)
+        out, err = sub.communicate(timeout=30)
+    assert sub.returncode == 0, out + err
+    return pub, json.loads(out.splitlines()[-1][len("RESULT "):]), out.splitlines(), acceptor
+
+
+def test_pub_and_sub_with_latency(runs):
+    pub, sub, lines, acceptor = outcome(runs, "pub_sub_latency")
+    assert pub["pub"] == 15 and sub["recv"] == 30
+    assert pub["latency_us"] is None  # publishers receive nothing
+    now_us = time.time_ns() // 1000
+    for payload in acceptor.payloads:
+        assert len(payload) == 64 and payload[8:] == b"x" * 56
+        assert 0 < now_us - int.from_bytes(payload[:8], "big") < 120_000_000
+    latency = sub["latency_us"]
+    assert set(latency) == {"count", "min", "mean", "p50", "p90", "p99", "p999", "max"}
+    assert latency["count"] == 30
+    ordered = [latency[key] for key in ("min", "p50", "p90", "p99", "p999", "max")]
+    assert ordered == sorted(ordered) and ordered[0] >= 0
+    assert latency["min"] <= latency["mean"] <= latency["max"]
+    assert all(isinstance(value, int) for value in latency.values())
+    assert sum(sub["latency_hist"].values()) == 30
+    assert all(int(bound) >= latency["min"] for bound in sub["latency_hist"])
+    seconds = [entry for entry in sub["timeline"] if entry["latency_p50_us"] is not None]
+    assert seconds and all(0 <= entry["latency_p50_us"] <= entry["latency_p99_us"] for entry in seconds)
+    assert sum(entry["recv"] - before["recv"] for before, entry in zip([{"recv": 0}] + sub["timeline"], sub["timeline"])
+               if entry["latency_p50_us"] is not None) == 30
+    printed = [line for line in lines if " publish_latency avg=" in line]
+    assert printed and all(re.fullmatch(r"(\d+[dhm])*\d+s publish_latency avg=\d+ms", line) for line in printed)
 
 
 @scenario()
