@@ -11,11 +11,16 @@ short_description: Write the report of an MQTT load test (JSON, Markdown and an 
 version_added: 0.2.0
 author: mqttaction.emqx maintainers (@mqttaction)
 description:
-  - Joins what the load generators measured (the result JSON of the collection's C(mqtt_bench.py), or what
-    emqtt-bench printed) with the samples the brokers gave meanwhile (M(mqttaction.emqx.emqx_node_stats)), and
-    writes into O(dest) C(report.json) (the summary and every input, for comparing runs), C(report.md) (a
-    short table for people) and C(connections.svg) (connections over time per generator total and per node,
-    the connect rate, and errors by kind).
+  - Joins what the load generators measured (each process's result from M(mqttaction.emqx.emqx_bench_run):
+    C(mqtt_bench.py)'s result JSON, or emqtt-bench's output parsed into the same shape) with the samples the
+    brokers gave meanwhile (M(mqttaction.emqx.emqx_node_stats)), and writes into O(dest) C(report.json) (the
+    summary, the timeline and every input, for comparing runs), C(report.md) (a table for people) and the
+    plots as SVG - C(connections.svg) (connected and subscribed clients, and each node's connections, over
+    time; errors by kind), and when they apply C(messages.svg) (messages in and out per second),
+    C(latency.svg) (each second's delivery latency), C(cpu.svg) and C(memory.svg) (each node's container).
+  - "The summary gives the clients asked for and held, the ramp, the seconds the full load was held, errors
+    by kind, messages published, received and dropped with their rates, delivery latency percentiles
+    (from the built-in clients' per-message timestamps) and each node's peaks."
   - "Runs where the files should go, normally the controller (C(delegate_to: localhost))."
 attributes:
   check_mode:
@@ -39,8 +44,11 @@ options:
     default: ""
   generators:
     description:
-      - One entry per load generator host, with C(host) and either C(result) (mqtt_bench.py's JSON) or
-        C(emqtt_bench_output) (what emqtt-bench printed) with C(clients) (how many it was asked for).
+      - One entry per load generator process, with C(host), C(role) (C(conn), C(sub), C(pub), C(probe-sub),
+        C(probe-pub); default C(conn)), C(offset) (seconds after its host's start it began), C(started_at) (its
+        host's start, seconds since the epoch) and either C(result) (mqtt_bench.py's JSON, or what
+        M(mqttaction.emqx.emqx_bench_run) parsed) or C(emqtt_bench_output) (what emqtt-bench printed) with
+        C(clients) (how many it was asked for).
     type: list
     elements: dict
     required: true
@@ -52,7 +60,7 @@ options:
   started_at:
     description:
       - When the run started, in seconds since the epoch; sample times are counted from it. Default the
-        earliest C(started_at) of the generators' results.
+        earliest C(started_at) of the generators.
     type: float
 """
 
@@ -60,7 +68,7 @@ EXAMPLES = r"""
 - name: Write the report of a run on the controller
   mqttaction.emqx.emqx_bench_report:
     dest: "{{ playbook_dir }}/bench/{{ now(utc=true, fmt='%Y%m%dT%H%M%SZ') }}"
-    title: 40,000 connections through HAProxy
+    title: 30,000 subscribers through HAProxy
     generators: "{{ results }}"
     samples: "{{ samples }}"
   delegate_to: localhost
@@ -91,7 +99,7 @@ from ansible_collections.mqttaction.emqx.plugins.module_utils.emqx_bench import 
     markdown,
     parse_emqtt_bench,
     summarize,
-    svg,
+    charts,
 )
 
 
@@ -123,16 +131,24 @@ def main():
             result = parse_emqtt_bench(entry["emqtt_bench_output"], int(entry.get("clients") or 0))
         else:
             module.fail_json(msg="generator %r has neither a result nor emqtt_bench_output" % entry.get("host"))
-        generators.append({"host": entry.get("host"), "result": result})
+        begun = entry.get("started_at")
+        if not isinstance(begun, (int, float)):
+            begun = epoch(result.get("started_at"))
+        generators.append({"host": entry.get("host"), "name": entry.get("name"), "role": entry.get("role", "conn"),
+                           "tool": entry.get("tool"), "offset": int(entry.get("offset") or 0), "begun": begun,
+                           "seconds": entry.get("seconds") if isinstance(entry.get("seconds"), int) else None,
+                           "result": result})
     start = params["started_at"]
     if start is None:
-        starts = [epoch(entry["result"].get("started_at")) for entry in generators]
-        starts = [value for value in starts if value is not None]
+        starts = [entry["begun"] for entry in generators if entry["begun"] is not None]
         start = min(starts) if starts else min([sample["time"] for sample in params["samples"]] or [0])
+    for entry in generators:  # the hosts started their processes a little apart
+        if entry["begun"] is not None:
+            entry["offset"] += max(0, int(round(entry["begun"] - start)))
     samples = [dict(sample, t=max(0, int(sample["time"] - start))) for sample in params["samples"]
                if isinstance(sample.get("time"), (int, float))]
     summary = summarize(generators, samples)
-    short = dict((key, value) for key, value in summary.items() if key not in ("timeline", "broker_connections"))
+    short = dict((key, value) for key, value in summary.items() if key not in ("timeline", "broker_samples"))
     if module.check_mode:
         module.exit_json(changed=False, summary=short)
     os.makedirs(params["dest"], exist_ok=True)
@@ -141,15 +157,15 @@ def main():
                                    "started_at": start, "summary": summary, "generators": generators,
                                    "samples": samples}, indent=2, sort_keys=True) + "\n",
         "report.md": markdown(summary, params["title"], params["command_line"]),
-        "connections.svg": svg(summary, params["title"]),
     }
+    files.update(charts(summary, params["title"]))
     written = []
     for name, content in files.items():
         path = os.path.join(params["dest"], name)
         with open(path, "w") as handle:
             handle.write(content)
         written.append(path)
-    module.exit_json(changed=True, summary=short, files=written)
+    module.exit_json(changed=True, summary=short, files=sorted(written))
 
 
 if __name__ == "__main__":

@@ -12,8 +12,10 @@ version_added: 0.2.0
 author: mqttaction.emqx maintainers (@mqttaction)
 description:
   - Every O(interval) seconds for O(duration) seconds, reads for each node on this host the number of
-    MQTT connections it holds (C(GET /api/v4/nodes/<node>), field C(connections)) and the CPU and memory
-    its container uses (from the container's cgroup, v1 or v2; the node's process otherwise).
+    MQTT connections it holds (C(GET /api/v4/nodes/<node>), field C(connections)), its message counters
+    (C(GET /api/v4/nodes/<node>/metrics): C(messages.received), C(messages.sent), C(delivery.dropped) and
+    C(messages.dropped.no_subscribers), cumulative) and the CPU and memory its container uses (from the
+    container's cgroup, v1 or v2; the node's process otherwise).
   - Meant to run with C(async) on every EMQX host while load generators run, so that the report of
     a load test shows the brokers' side; playbook C(mqttaction.emqx.bench) does that.
   - Reads only; check mode samples too.
@@ -81,7 +83,8 @@ samples:
   type: list
   elements: dict
   sample:
-    - {time: 1764150000.5, node: emqx@10.0.0.1, connections: 9800, cpu_percent: 63.2, memory_bytes: 184549376}
+    - {time: 1764150000.5, node: emqx@10.0.0.1, connections: 9800, cpu_percent: 63.2, memory_bytes: 184549376,
+       messages_received: 120311, messages_sent: 120290, delivery_dropped: 0, no_subscribers: 21}
 """
 
 import os
@@ -92,6 +95,9 @@ from ansible_collections.mqttaction.emqx.plugins.module_utils.emqx_api import Em
 from ansible_collections.mqttaction.emqx.plugins.module_utils.emqx_errors import EmqxError
 
 CGROUP = "/sys/fs/cgroup"
+# The node's message counters (GET /api/v4/nodes/<node>/metrics), cumulative since it started.
+METRICS = (("messages_received", "messages.received"), ("messages_sent", "messages.sent"),
+           ("delivery_dropped", "delivery.dropped"), ("no_subscribers", "messages.dropped.no_subscribers"))
 
 
 def read(path):
@@ -194,6 +200,11 @@ def main():
                 connections = api.get("nodes/%s" % node).get("connections")
             except (EmqxError, AttributeError):
                 connections = None
+            try:
+                metrics = api.get("nodes/%s/metrics" % node)
+            except EmqxError:
+                metrics = None
+            metrics = metrics if isinstance(metrics, dict) else {}
             cpu, now = usage.cpu_seconds(), time.time()
             cpu_percent = None
             if cpu is not None and node in previous:
@@ -201,8 +212,11 @@ def main():
                 cpu_percent = round(100.0 * (cpu - before_cpu) / max(1e-6, now - before_time), 1)
             if cpu is not None:
                 previous[node] = (cpu, now)
-            samples.append({"time": round(now, 3), "node": node, "connections": connections,
-                            "cpu_percent": cpu_percent, "memory_bytes": usage.memory_bytes()})
+            sample = {"time": round(now, 3), "node": node, "connections": connections,
+                      "cpu_percent": cpu_percent, "memory_bytes": usage.memory_bytes()}
+            for key, metric in METRICS:
+                sample[key] = metrics.get(metric)
+            samples.append(sample)
         if started + params["interval"] > deadline:
             break
         time.sleep(max(0.0, started + params["interval"] - time.time()))
