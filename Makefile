@@ -7,6 +7,9 @@
 #   make build       build the collection and install it into a scratch path
 #   make molecule    every molecule scenario (brings the lab up, tears it down)
 #   make molecule-<scenario>   one scenario, e.g. make molecule-lab
+#   make bench-record  the load test record: the seed's eaddrinuse wall, then 45,000
+#                    subscribers with publishers on three nodes, then through HAProxy,
+#                    with emqtt-bench (molecule/bench_record; not part of make test)
 #   make perf        deploy, no-change, scale-out and rolling-restart timings on six lab
 #                    hosts against the targets (molecule/perf; not part of make test);
 #                    PERF_BEFORE=<collections path> measures another release beside it,
@@ -39,7 +42,7 @@ export ANSIBLE_NOCOLOR := 1
 export PY_COLORS := 0
 
 .PHONY: demo demo-down test prereqs venv collection lint sanity sanity-run unit unit-run matrix matrix-leg dist build \
-  molecule perf lab-up lab-down lab-status clean
+  molecule perf bench-record lab-up lab-down lab-status clean
 
 # The static checks side by side (ansible-test sanity keeps one core busy, the
 # others the second: about a minute less than one after another), the other
@@ -168,8 +171,8 @@ lab-status:
 # The lab is torn down afterwards whether the scenarios passed or not.
 SCENARIO_ORDER := operations security debian13 default failures single_host membership lab
 SOLO_SCENARIOS := bench
-# Measurements, run on their own by make perf.
-PERF_SCENARIOS := perf
+# Measurements, run on their own by make perf and make bench-record.
+PERF_SCENARIOS := perf bench_record
 export CONTROLLER_SCENARIOS
 molecule: lab-up dist
 	@status=0; \
@@ -185,6 +188,11 @@ molecule-%: lab-up dist
 perf: lab-up dist
 	MQTTACTION_PERF_BEFORE=$(PERF_BEFORE) MQTTACTION_PERF_MITOGEN=$(PERF_MITOGEN) molecule test -s perf
 	@cat $(LAB)/perf/report.json
+
+# The load test record on this machine (molecule/bench_record): reports in .lab/bench-record/.
+bench-record: lab-up
+	molecule test -s bench_record
+	@cat $(LAB)/bench-record/compare.md
 
 # The main job: deploy inventories/local (three nodes behind HAProxy) with
 # site.yml. This machine cannot pull emqx/emqx:4.4.4, so the demo runs on a lab

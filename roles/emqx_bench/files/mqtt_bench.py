@@ -599,17 +599,7 @@ class Client(asyncio.Protocol):
                 if not self.waiter.done():
                     self.waiter.set_result(body[1])
             elif kind == 9:  # SUBACK
-                at = 2
-                if w.version == 5:
-                    props, shift = 0, 0
-                    while True:
-                        byte = body[at]
-                        at += 1
-                        props |= (byte & 0x7F) << shift
-                        shift += 7
-                        if byte < 0x80:
-                            break
-                    at += props
+                at = skip_props(body, 2) if w.version == 5 else 2
                 if self.waiter is not None and not self.waiter.done():
                     self.waiter.set_result(body[at:])
             elif kind == 6:  # PUBREL (incoming QoS 2)

@@ -43,16 +43,7 @@ def varint(n: int) -> bytes:
             return bytes(out)
 
 
-def skip_props(body: bytes, at: int) -> int:
-    """Index after the MQTT 5 properties that start at body[at]."""
-    length, shift = 0, 0
-    while True:
-        byte = body[at]
-        at += 1
-        length |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            return at + length
+skip_props = mqtt_bench.skip_props
 
 
 class Acceptor:
