@@ -57,6 +57,7 @@ EMQX_UID = "1000"
 ENTRYPOINT_DEFAULTS = (
     ("node.process_limit", "EMQX_NODE__PROCESS_LIMIT", "2097152"),
     ("node.max_ports", "EMQX_NODE__MAX_PORTS", "1048576"),
+    ("node.max_ets_tables", "EMQX_NODE__MAX_ETS_TABLES", "2097152"),
     ("listener.tcp.external.acceptors", "EMQX_LISTENER__TCP__EXTERNAL__ACCEPTORS", "64"),
     ("listener.tcp.external.max_connections", "EMQX_LISTENER__TCP__EXTERNAL__MAX_CONNECTIONS", "1024000"),
     ("listener.ssl.external.acceptors", "EMQX_LISTENER__SSL__EXTERNAL__ACCEPTORS", "32"),

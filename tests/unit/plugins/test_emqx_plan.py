@@ -140,8 +140,9 @@ def test_without_tls_and_mysql_tls_no_certificates_are_mounted():
 def test_settings_the_image_entrypoint_would_default_go_to_the_environment_too():
     # The official image's entrypoint exports EMQX_LISTENER__TCP__EXTERNAL__ACCEPTORS=64 (and nine more) when
     # unset, over emqx.conf: a value that differs from its default must come in the environment.
-    env = plan(emqx_tcp_acceptors=16, emqx_conf_extra={"listener.ws.external.max_connections": 5000})["containers"]["emqx"]["env"]
-    assert env["EMQX_LISTENER__TCP__EXTERNAL__ACCEPTORS"] == "16"
+    env = plan(emqx_tcp_acceptors=16, emqx_conf_extra={"listener.ws.external.max_connections": 5000,
+                                                       "node.max_ets_tables": 4096})["containers"]["emqx"]["env"]
+    assert env["EMQX_LISTENER__TCP__EXTERNAL__ACCEPTORS"] == "16" and env["EMQX_NODE__MAX_ETS_TABLES"] == "4096"
     assert env["EMQX_LISTENER__WS__EXTERNAL__MAX_CONNECTIONS"] == "5000"
     # The defaults equal the entrypoint's: nothing is added, and a node deployed before keeps its container.
     assert not [name for name in plan()["containers"]["emqx"]["env"] if name.startswith("EMQX_LISTENER")]
