@@ -178,7 +178,10 @@ def progress(module, params, processes):
         text = read(os.path.join(params["run_dir"], process["name"] + ".log"), TAIL_BYTES)
         latest = latest_counters(text)
         figures["connected"] += latest.get("connect_succ", 0)
-        figures["errors"] += latest.get("connect_fail", 0) + text.count(" EXIT for ")
+        # A failed connect prints an error line and an EXIT line: count each client once.
+        connect_errors = text.count(" connect error - ")
+        figures["errors"] += max(latest.get("connect_fail", 0), connect_errors) + max(
+            0, text.count(" EXIT for ") - connect_errors)
         if process["role"] == "sub":
             figures["subscribed"] += latest.get("sub", 0)
             figures["received"] += latest.get("recv", 0)

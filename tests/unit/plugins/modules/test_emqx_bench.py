@@ -299,7 +299,10 @@ def test_run_module_starts_waits_and_parses_each_process(tmp_path, monkeypatch, 
     processes = [
         {"name": "sub-1", "role": "sub", "tool": "emqtt_bench", "clients": 5, "delay": 0, "seconds": 1,
          "stop_after": 1, "ok_codes": [124], "argv": ["sh", "-c", "echo '1s connect_succ total=5 rate=5.00/sec'; "
-                                                                 "echo '1s sub total=5 rate=5.00/sec'; sleep 10"]},
+                                                                 "echo '1s sub total=5 rate=5.00/sec'; "
+                                                                 "echo 'client(6): connect error - eaddrinuse'; "
+                                                                 "echo 'client(6): EXIT for {shutdown,eaddrinuse}'; "
+                                                                 "echo 'client(2): EXIT for {shutdown,tcp_closed}'; sleep 10"]},
         {"name": "probe-pub", "role": "probe-pub", "tool": "builtin", "clients": 2, "delay": 1, "seconds": 1,
          "stop_after": 5, "ok_codes": [0], "argv": ["sh", "-c", "echo 'RESULT %s'" % result_json]}]
     args = {"processes": processes, "run_dir": str(tmp_path / "run"), "nofile": 4096}
@@ -307,13 +310,15 @@ def test_run_module_starts_waits_and_parses_each_process(tmp_path, monkeypatch, 
     assert not failed and not result["changed"] and result["started_at"] > 0
     failed, result = run_module(emqx_bench_run.main, dict(args, state="progress", wait=0))
     assert not failed and result["progress"]["connected"] == 5 and result["progress"]["subscribed"] == 5
-    assert result["progress"]["line"].endswith("5 connected, 5 subscribed, 0 published, 0 received, 0 errors; "
+    # One client failed to connect (an error line and an EXIT line), one lost its connection later.
+    assert result["progress"]["line"].endswith("5 connected, 5 subscribed, 0 published, 0 received, 2 errors; "
                                                "0 of 2 processes running")
     failed, result = run_module(emqx_bench_run.main, dict(args, state="finished", timeout=5))
     assert not failed
     assert [(r["name"], r["rc"], r["offset"]) for r in result["results"]] == [("sub-1", 124, 0), ("probe-pub", 0, 1)]
     assert [r["seconds"] for r in result["results"]] in ([1, 1], [1, 2], [2, 2])  # the fake runs them one by one
     assert result["results"][0]["result"]["sub"] == 5 and result["results"][1]["result"]["connect_succ"] == 2
+    assert result["results"][0]["result"]["errors"] == {"eaddrinuse": 1, "tcp_closed": 1}
     # A process that ends otherwise than planned fails the task, with the end of its output.
     broken = [dict(processes[1], argv=["sh", "-c", "echo boom; exit 3"])]
     run_module(emqx_bench_run.main, dict(args, processes=broken, state="started"))
