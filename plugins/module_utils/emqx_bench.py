@@ -277,7 +277,7 @@ def parse_emqtt_bench(text, clients, limit=None):
 def percentiles(hist):
     """count, p50, p90, p99, p999 and max in ms of a latency histogram ({upper bound in µs: count})."""
     buckets = sorted((float(bound), int(count)) for bound, count in (hist or {}).items() if int(count) > 0)
-    total = sum(count for _, count in buckets)
+    total = sum(count for _bound, count in buckets)
     if not total:
         return None
     figures = {"count": total}
@@ -427,7 +427,7 @@ def summarize(generators, samples):
     averages = [(point["avg_ms"], point["out_rate"]) for point in points if "avg_ms" in point and point["out_rate"]]
     if averages:
         latency = dict(latency or {}, emqtt_bench_avg_ms=round(
-            sum(value * weight for value, weight in averages) / float(sum(weight for _, weight in averages)), 2))
+            sum(value * weight for value, weight in averages) / float(sum(weight for _value, weight in averages)), 2))
     nodes, by_time = {}, {}
     for sample in samples:
         node = nodes.setdefault(sample["node"], {"connections_peak": 0, "cpu_percent_peak": 0.0,
@@ -496,14 +496,14 @@ def _rows(summary):
         rows.append(("subscribers (subscribed at the peak)", "%s (%s)" % (
             _figure(summary["subscribers"]), _figure(summary.get("subscribed_peak")))))
     if messages:
-        rows += [("messages published / received", "%s / %s" % (_figure(messages["published"]),
-                                                                 _figure(messages["received"]))),
+        rows += [("messages published / received",
+                  "%s / %s" % (_figure(messages["published"]), _figure(messages["received"]))),
                  ("messages dropped", _figure(messages["dropped"])),
                  ("published but not received by the generators", _figure(messages.get("not_received"))),
-                 ("messages in / out per second (average)", "%s / %s" % (_figure(messages["in_rate_avg"]),
-                                                                        _figure(messages["out_rate_avg"]))),
-                 ("messages in / out per second (peak)", "%s / %s" % (_figure(messages["in_rate_peak"]),
-                                                                     _figure(messages["out_rate_peak"])))]
+                 ("messages in / out per second (average)",
+                  "%s / %s" % (_figure(messages["in_rate_avg"]), _figure(messages["out_rate_avg"]))),
+                 ("messages in / out per second (peak)",
+                  "%s / %s" % (_figure(messages["in_rate_peak"]), _figure(messages["out_rate_peak"])))]
     if messages.get("broker"):
         rows.append(("broker: messages in / out / undeliverable / without subscriber ($SYS included)",
                      " / ".join(_figure(messages["broker"][key]) for key in BROKER_COUNTERS)))
@@ -536,13 +536,13 @@ def markdown(summary, title, command_line):
 
 def compare(reports):
     """The summaries of several runs side by side: [(label, report.json's content)] → Markdown."""
-    table = [dict(_rows(report["summary"])) for _, report in reports]
+    table = [dict(_rows(report["summary"])) for _label, report in reports]
     measures = []
     for rows in table:
         measures += [measure for measure in rows if measure not in measures]
-    lines = ["| measure | %s |" % " | ".join(label for label, _ in reports),
+    lines = ["| measure | %s |" % " | ".join(label for label, _report in reports),
              "| --- |%s" % (" --- |" * len(reports)),
-             "| title | %s |" % " | ".join(report.get("title", "") for _, report in reports)]
+             "| title | %s |" % " | ".join(report.get("title", "") for _label, report in reports)]
     lines += ["| %s | %s |" % (measure, " | ".join(rows.get(measure, "-") for rows in table)) for measure in measures]
     lines += ["", "Commands:", ""] + ["- %s: `%s`" % (label, report.get("command_line", "")) for label, report in reports]
     return "\n".join(lines) + "\n"
@@ -559,7 +559,7 @@ def line_chart(title, y_label, series, footer=""):
     """An SVG line chart: series is [(label, [(t, value)...]), ...], t in seconds."""
     width, height, left, right, top, bottom = 800, 420, 80, 230, 40, 56
     plot_w, plot_h = width - left - right, height - top - bottom
-    drawn = [point for _, points in series for point in points]
+    drawn = [point for _label, points in series for point in points]
     t_max = max([1] + [point[0] for point in drawn])
     y_max = max([1e-9] + [point[1] for point in drawn])
     magnitude = 10 ** math.floor(math.log10(y_max)) if y_max >= 1 else 1

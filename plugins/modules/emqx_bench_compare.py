@@ -12,8 +12,8 @@ version_added: 1.1.0
 author: mqttaction.emqx maintainers (@mqttaction)
 description:
   - Reads the C(report.json) of two or more runs of the playbook C(mqttaction.emqx.bench) and returns (and,
-    with O(dest), writes) one Markdown table with a column per run: clients held, ramp, how long the full load
-    was held, errors, messages and drops, latency percentiles, and each node's connections, CPU and memory.
+    with O(dest), writes) one Markdown table with a column per run (clients held, ramp, how long the full load
+    was held, errors, messages and drops, latency percentiles, and each node's connections, CPU and memory).
   - "Runs where the reports are, normally the controller (C(delegate_to: localhost)); the playbook
     C(mqttaction.emqx.bench_compare) does that."
 attributes:

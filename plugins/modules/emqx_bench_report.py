@@ -11,8 +11,8 @@ short_description: Write the report of an MQTT load test (JSON, Markdown and an 
 version_added: 0.2.0
 author: mqttaction.emqx maintainers (@mqttaction)
 description:
-  - Joins what the load generators measured (each process's result from M(mqttaction.emqx.emqx_bench_run):
-    C(mqtt_bench.py)'s result JSON, or emqtt-bench's output parsed into the same shape) with the samples the
+  - Joins what the load generators measured (each process's result from M(mqttaction.emqx.emqx_bench_run),
+    C(mqtt_bench.py)'s result JSON or emqtt-bench's output parsed into the same shape) with the samples the
     brokers gave meanwhile (M(mqttaction.emqx.emqx_node_stats)), and writes into O(dest) C(report.json) (the
     summary, the timeline and every input, for comparing runs), C(report.md) (a table for people) and the
     plots as SVG - C(connections.svg) (connected and subscribed clients, and each node's connections, over

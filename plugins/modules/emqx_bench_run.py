@@ -122,7 +122,7 @@ def unit(process):
 
 def active(module, processes):
     names = [unit(process) + ".service" for process in processes]
-    rc, out, _ = module.run_command(["systemctl", "is-active"] + names)
+    dummy, out, dummy_err = module.run_command(["systemctl", "is-active"] + names)
     return [name for name, state in zip(names, out.split()) if state in ("active", "activating", "deactivating")]
 
 

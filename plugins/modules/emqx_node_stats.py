@@ -13,8 +13,8 @@ author: mqttaction.emqx maintainers (@mqttaction)
 description:
   - Every O(interval) seconds for O(duration) seconds, reads for each node on this host the number of
     MQTT connections it holds (C(GET /api/v4/nodes/<node>), field C(connections)), its message counters
-    (C(GET /api/v4/nodes/<node>/metrics): C(messages.received), C(messages.sent), C(delivery.dropped) and
-    C(messages.dropped.no_subscribers), cumulative) and the CPU and memory its container uses (from the
+    (C(messages.received), C(messages.sent), C(delivery.dropped) and C(messages.dropped.no_subscribers) of
+    C(GET /api/v4/nodes/<node>/metrics), cumulative) and the CPU and memory its container uses (from the
     container's cgroup, v1 or v2; the node's process otherwise).
   - Meant to run with C(async) on every EMQX host while load generators run, so that the report of
     a load test shows the brokers' side; playbook C(mqttaction.emqx.bench) does that.

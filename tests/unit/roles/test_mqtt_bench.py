@@ -8,6 +8,7 @@ same topic); nothing leaves the loopback interface and no root is needed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import importlib.util
 import json
@@ -193,10 +194,13 @@ def run_bench(*args, timeout=30):
     return json.loads(lines[-1][len("RESULT "):]), lines, proc
 
 
-def closed_port() -> int:
+@contextlib.contextmanager
+def closed_port():
+    """A port that refuses connections: bound for the whole block but never listening, so that no other
+    scenario running meanwhile gets it for its listener (a port closed again at once could be)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        yield sock.getsockname()[1]
 
 
 # ---------------------------------------------------------------- pure functions
@@ -521,9 +525,10 @@ def test_connack_refusal_is_a_connect_failure(runs):
 def refused_and_unbindable(_workdir):
     # Even clients (sequence numbers 1, 3, 5) bind 127.0.0.1 and meet a closed port;
     # odd ones bind 192.0.2.1 (TEST-NET-1), not an address of this host: bind() fails.
-    return run_bench("conn", "-h", "127.0.0.1", "-p", str(closed_port()), "-c", "5", "-R", "1000",
-                     "--ifaddr", "127.0.0.1,192.0.2.1", "--workers", "1", "--duration", "1",
-                     "--max-errors-printed", "3")
+    with closed_port() as port:
+        return run_bench("conn", "-h", "127.0.0.1", "-p", str(port), "-c", "5", "-R", "1000",
+                         "--ifaddr", "127.0.0.1,192.0.2.1", "--workers", "1", "--duration", "1",
+                         "--max-errors-printed", "3")
 
 
 def test_refused_and_unbindable_are_named_like_emqtt_bench(runs):

@@ -80,8 +80,8 @@ def test_summarize_adds_generators_and_peaks_per_node():
     summary = b.summarize([generator("g1", 1000, TIMELINE), generator("g2", 1000, TIMELINE)], samples)
     assert summary["clients"] == 2000 and summary["connected_peak"] == 2000 and summary["reached_target"]
     assert summary["connect_rate"] == 1000.0
-    assert summary["nodes"]["emqx@a"] == {"connections_peak": 1000, "cpu_percent_peak": 50.0, "memory_bytes_peak": 300,
-                                         "cpu_percent_avg": 40.0}
+    assert summary["nodes"]["emqx@a"] == {
+        "connections_peak": 1000, "cpu_percent_peak": 50.0, "memory_bytes_peak": 300, "cpu_percent_avg": 40.0}
     assert summary["broker_samples"][-1]["nodes"]["emqx@b"]["connections"] == 1000
     markdown = b.markdown(summary, "Run", "bench")
     assert "| clients held at the peak | 2,000 |" in markdown
@@ -251,14 +251,12 @@ def test_full_load_held_is_the_longest_stretch_at_the_target():
 
 
 def test_compare_puts_runs_side_by_side(tmp_path, run_module):
-    summaries = []
     for name, clients in (("one", 1000), ("two", 2000)):
-        summary = b.summarize([generator("g1", clients, [dict(point, connected=point["connected"] * clients // 1000)
-                                                          for point in TIMELINE])], [])
+        timeline = [dict(point, connected=point["connected"] * clients // 1000) for point in TIMELINE]
+        summary = b.summarize([generator("g1", clients, timeline)], [])
         (tmp_path / name).mkdir()
-        (tmp_path / name / "report.json").write_text(json.dumps({"title": name, "command_line": "bench " + name,
-                                                                  "summary": summary}))
-        summaries.append(summary)
+        report = {"title": name, "command_line": "bench " + name, "summary": summary}
+        (tmp_path / name / "report.json").write_text(json.dumps(report))
     failed, result = run_module(emqx_bench_compare.main, {
         "reports": [str(tmp_path / "one"), str(tmp_path / "two" / "report.json")], "dest": str(tmp_path / "c.md")})
     assert not failed and result["changed"]
@@ -298,11 +296,10 @@ def test_run_module_starts_waits_and_parses_each_process(tmp_path, monkeypatch, 
     result_json = json.dumps({"clients": 2, "connect_succ": 2, "timeline": []})
     processes = [
         {"name": "sub-1", "role": "sub", "tool": "emqtt_bench", "clients": 5, "delay": 0, "seconds": 1,
-         "stop_after": 1, "ok_codes": [124], "argv": ["sh", "-c", "echo '1s connect_succ total=5 rate=5.00/sec'; "
-                                                                 "echo '1s sub total=5 rate=5.00/sec'; "
-                                                                 "echo 'client(6): connect error - eaddrinuse'; "
-                                                                 "echo 'client(6): EXIT for {shutdown,eaddrinuse}'; "
-                                                                 "echo 'client(2): EXIT for {shutdown,tcp_closed}'; sleep 10"]},
+         "stop_after": 1, "ok_codes": [124], "argv": ["sh", "-c", "; ".join([
+             "echo '1s connect_succ total=5 rate=5.00/sec'", "echo '1s sub total=5 rate=5.00/sec'",
+             "echo 'client(6): connect error - eaddrinuse'", "echo 'client(6): EXIT for {shutdown,eaddrinuse}'",
+             "echo 'client(2): EXIT for {shutdown,tcp_closed}'", "sleep 10"])]},
         {"name": "probe-pub", "role": "probe-pub", "tool": "builtin", "clients": 2, "delay": 1, "seconds": 1,
          "stop_after": 5, "ok_codes": [0], "argv": ["sh", "-c", "echo 'RESULT %s'" % result_json]}]
     args = {"processes": processes, "run_dir": str(tmp_path / "run"), "nofile": 4096}
