@@ -127,13 +127,21 @@ def plan_processes(spec):
             argv += ["-I", str(spec["message_interval"]), "-s", str(max(16, int(spec["payload_size"])))]
         return argv
 
-    def add(name, role, tool_name, count, argv, delay=0, seconds=duration):
+    def builtin(command, role, hosts, count, connect_rate, topic, with_latency, seconds):
+        return ([spec.get("python") or "python3", spec["builtin"], command]
+                + common(role, hosts, count, int(spec["start"]), connect_rate)
+                + (messages(role, topic) if topic else []) + (["--latency"] if with_latency else [])
+                + ["--duration", str(seconds), "--json", "-"])
+
+    def add(name, role, tool_name, count, argv, delay=0, seconds=duration, **planned):
         if tool_name == "emqtt_bench":
             stop_after, ok_codes = seconds, [124]  # timeout's code: it stopped emqtt-bench, as planned
         else:
             stop_after, ok_codes = seconds + STOP_GRACE, [0]
-        processes.append({"name": name, "role": role, "tool": tool_name, "clients": count, "delay": delay,
-                          "seconds": seconds, "stop_after": stop_after, "ok_codes": ok_codes, "argv": argv})
+        process = {"name": name, "role": role, "tool": tool_name, "clients": count, "delay": delay,
+                   "seconds": seconds, "stop_after": stop_after, "ok_codes": ok_codes, "argv": argv}
+        process.update(planned)
+        processes.append(process)
 
     if tool == "emqtt_bench":
         per_process = max(1, int(spec["nofile"]) - EMQTT_BENCH_FD_RESERVE)
@@ -154,31 +162,25 @@ def plan_processes(spec):
             limit = publishers * int(max(1, pub_seconds - 10) * 1000 // max(1, int(spec["message_interval"])))
             argv = ([spec["emqtt_bench"], "pub"] + common("pub", pub_targets, publishers, int(spec["start"]), rate)
                     + messages("pub", spec["topic"]) + ["--payload-hdrs", "ts", "-L", str(limit)])
-            add("pub-1", "pub", "emqtt_bench", publishers, argv, pub_delay, pub_seconds)
-            processes[-1].update(limit=limit, ok_codes=[0, 124], stop_after=pub_seconds + PUBLISH_STOP_EARLY - 1)
+            add("pub-1", "pub", "emqtt_bench", publishers, argv, pub_delay, pub_seconds,
+                limit=limit, ok_codes=[0, 124], stop_after=pub_seconds + PUBLISH_STOP_EARLY - 1)
     else:
-        builtin = [spec.get("python") or "python3", spec["builtin"]]
-        argv = (builtin + [command] + common(command, targets, clients, int(spec["start"]), rate)
-                + (messages(command, spec["topic"]) if command in ("sub", "pub") else [])
-                + (["--latency"] if latency else []) + ["--duration", str(duration), "--json", "-"])
-        add("%s-1" % command, command, "builtin", clients, argv)
+        topic = spec["topic"] if command in ("sub", "pub") else None
+        add("%s-1" % command, command, "builtin", clients,
+            builtin(command, command, targets, clients, rate, topic, latency, duration))
         if publishers:
-            argv = (builtin + ["pub"] + common("pub", pub_targets, publishers, int(spec["start"]), rate)
-                    + messages("pub", spec["topic"]) + ["--latency", "--duration", str(pub_seconds), "--json", "-"])
-            add("pub-1", "pub", "builtin", publishers, argv, pub_delay, pub_seconds)
+            add("pub-1", "pub", "builtin", publishers,
+                builtin("pub", "pub", pub_targets, publishers, rate, spec["topic"], True, pub_seconds),
+                pub_delay, pub_seconds)
     if probe:
-        builtin = [spec.get("python") or "python3", spec["builtin"]]
         topic = spec.get("probe_topic") or "mqttaction-probe/%i"
-        argv = (builtin + ["sub"] + common("probe-sub", targets, probe, int(spec["start"]), 50)
-                + messages("probe-sub", topic) + ["--latency", "--duration", str(duration), "--json", "-"])
-        add("probe-sub", "probe-sub", "builtin", probe, argv)
-        argv = (builtin + ["pub"] + common("probe-pub", pub_targets, probe, int(spec["start"]), 50)
-                + messages("probe-pub", topic) + ["--latency", "--duration", str(pub_seconds), "--json", "-"])
+        add("probe-sub", "probe-sub", "builtin", probe,
+            builtin("sub", "probe-sub", targets, probe, 50, topic, True, duration))
         # From the start, before the load makes connecting slow (its CONNACK timeout is 10 s): the probes
         # measure the latency during the ramp too.
         probe_seconds = max(1, duration - PUBLISH_STOP_EARLY)
-        argv[argv.index("--duration") + 1] = str(probe_seconds)
-        add("probe-pub", "probe-pub", "builtin", probe, argv, 0, probe_seconds)
+        add("probe-pub", "probe-pub", "builtin", probe,
+            builtin("pub", "probe-pub", pub_targets, probe, 50, topic, True, probe_seconds), 0, probe_seconds)
     return processes
 
 
