@@ -50,6 +50,7 @@ _value:
   contains:
     running: {description: Names of the nodes whose container runs., type: list, elements: str}
     pending: {description: Names of running nodes whose digest differs (or all, with O(restart_all))., type: list, elements: str}
+    changed: {description: "Names of running nodes whose digest differs, with or without O(restart_all).", type: list, elements: str}
     cookie_changed:
       description: Node names (name@host) of running nodes whose container carries another cookie digest than O(cookie).
       type: list
@@ -69,19 +70,21 @@ def node_states(containers, nodes, digests, restart_all=False, cookie=None):
             raise AnsibleFilterError("emqx_node_states wants docker_host_info's containers with verbose_output=true")
         for name in container["Names"] or []:
             by_name[name.lstrip("/")] = container
-    running, pending, cookie_changed = [], [], []
+    running, pending, changed, cookie_changed = [], [], [], []
     for node in nodes:
         container = by_name.get(node["container"])
         if container is None or container.get("State") != "running":
             continue
         labels = container.get("Labels") or {}
         running.append(node["name"])
+        if labels.get(DIGEST_LABEL) != digests.get(node["name"]):
+            changed.append(node["name"])
         if restart_all or labels.get(DIGEST_LABEL) != digests.get(node["name"]):
             pending.append(node["name"])
         # Containers made before the label was there say nothing about their cookie.
         if cookie is not None and labels.get(COOKIE_LABEL, cookie) != cookie:
             cookie_changed.append(node["node"])
-    return {"running": running, "pending": pending, "cookie_changed": cookie_changed}
+    return {"running": running, "pending": pending, "changed": changed, "cookie_changed": cookie_changed}
 
 
 class FilterModule(object):

@@ -134,6 +134,14 @@ class EmqxApi(object):
                            % (self.url, data))
         return data
 
+    def plugins(self, node):
+        """Plugin name to whether it is active, from ``GET /api/v4/nodes/<node>/plugins``."""
+        data = self.get("nodes/%s/plugins" % node)
+        if not isinstance(data, list) or not all(isinstance(item, dict) and "name" in item for item in data):
+            raise ApiError("envelope", "%s/api/v4/nodes/%s/plugins: expected a list of plugins in data, got %r"
+                           % (self.url, node, data))
+        return dict((item["name"], item.get("active") is True) for item in data)
+
     def _http_error(self, url, exc):
         if exc.code == 401:
             return ApiError(

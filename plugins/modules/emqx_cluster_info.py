@@ -21,6 +21,9 @@ description:
     with details (version, uptime, connections, status), and cannot see a member that is down;
     C(emqx_ctl) shows mnesia's view: running and stopped members, without details. O(source=both)
     combines them: a node runs when C(emqx_ctl) says so and the API lists it healthy."
+  - "With O(source=api) and O(container), a wait that ends without the expected nodes asks
+    C(emqx_ctl) once (each call starts an Erlang VM in the container, about a second of CPU),
+    so that the message tells members that are down from nodes that never joined."
   - A node the API lists with an C(error) entry, or with a status other than C(Running), is
     unhealthy and does not count as running.
 extends_documentation_fragment:
@@ -50,6 +53,20 @@ options:
         C(cluster.autoclean) drops them) do not make a mismatch; they are in RV(stopped_nodes).
     type: bool
     default: true
+  node:
+    description:
+      - The name (C(name@host)) of the node O(api_url) belongs to. Needed with O(expected_plugins).
+    type: str
+  expected_plugins:
+    description:
+      - Plugins that must be active on O(node), read through the API
+        (C(GET /api/v4/nodes/<node>/plugins)), so O(source) must be V(api) or V(both).
+      - "4.4.4 serves the API before it has loaded every plugin, and it starts without a plugin it cannot
+        configure: with this option the wait for O(expected_nodes) ends only once O(node) also runs
+        every one of them, and the module fails naming those that are not active (with
+        O(fail_on_mismatch=true))."
+    type: list
+    elements: str
 attributes:
   check_mode:
     support: full
@@ -89,6 +106,16 @@ EXAMPLES = r"""
     fail_on_mismatch: false
   register: membership
 
+- name: Wait until the node restarted on this host is back in the cluster with its plugins active
+  mqttaction.emqx.emqx_cluster_info:
+    api_url: http://127.0.0.1:8081
+    api_username: mqttaction
+    api_password: "{{ vault_emqx_api_secret }}"
+    expected_nodes: [emqx@10.0.0.1, emqx@10.0.0.2, emqx@10.0.0.3]
+    node: emqx@10.0.0.1
+    expected_plugins: [emqx_management, emqx_dashboard, emqx_auth_mnesia]
+    wait_timeout: 120
+
 - name: List members that are down (only emqx_ctl sees them)
   mqttaction.emqx.emqx_cluster_info:
     source: cli
@@ -119,7 +146,8 @@ running_nodes:
 stopped_nodes:
   description:
     - Members that are down (mnesia C(db_nodes) that do not run), sorted.
-    - V(null) with O(source=api), which cannot see them.
+    - V(null) with O(source=api), which cannot see them, unless a wait ended without O(expected_nodes)
+      and O(container) let C(emqx_ctl) be asked.
   returned: success
   type: list
   elements: str
@@ -177,6 +205,12 @@ cli_output:
   returned: when O(source) is V(cli) or V(both)
   type: str
   sample: "Cluster status: #{running_nodes => ['emqx@10.0.0.1'],stopped_nodes => []}"
+inactive_plugins:
+  description: Plugins of O(expected_plugins) that O(node) did not run when last asked, sorted.
+  returned: when O(expected_plugins) is given
+  type: list
+  elements: str
+  sample: [emqx_auth_mysql]
 attempts:
   description: How many times the membership was read.
   returned: always
@@ -192,10 +226,12 @@ elapsed:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mqttaction.emqx.plugins.module_utils.emqx_api import EmqxApi, api_argument_spec
 from ansible_collections.mqttaction.emqx.plugins.module_utils.emqx_cli import (
+    CliOutputError,
     EmqxCtl,
     cli_argument_spec,
     parse_cluster_status,
 )
+from ansible_collections.mqttaction.emqx.plugins.module_utils.emqx_errors import EmqxError
 from ansible_collections.mqttaction.emqx.plugins.module_utils.emqx_membership import (
     api_view,
     cli_view,
@@ -209,8 +245,13 @@ from ansible_collections.mqttaction.emqx.plugins.module_utils.emqx_membership im
 
 
 def membership_reader(module):
-    """A function that reads one view from the chosen source, and what it last printed."""
+    """A function that reads one view from the chosen source, and what it last printed.
+
+    With expected_plugins, a view in which the asked node runs also holds its
+    plugins (name to active).
+    """
     source = module.params["source"]
+    node, plugins = module.params["node"], module.params["expected_plugins"]
     api = EmqxApi.from_module_params(module.params) if source != "cli" else None
     ctl = EmqxCtl(module, module.params["container"], module.params["docker_cli"]) if source != "api" else None
     printed = {}
@@ -221,9 +262,10 @@ def membership_reader(module):
             printed["cli_output"] = ctl.run("cluster", "status")
             cli = cli_view(parse_cluster_status(printed["cli_output"]))
         api_nodes = api_view(api.nodes()) if api is not None else None
-        if cli is None:
-            return api_nodes
-        return cli if api_nodes is None else combined_view(cli, api_nodes)
+        view = api_nodes if cli is None else (cli if api_nodes is None else combined_view(cli, api_nodes))
+        if plugins and node in view["running_nodes"]:
+            view["plugins"] = api.plugins(node)
+        return view
 
     return read, printed
 
@@ -238,11 +280,34 @@ def where(module):
     return " and ".join(parts)
 
 
+def with_stopped_members(module, view):
+    """The API's view with mnesia's stopped members from emqx_ctl, when it answers."""
+    try:
+        status = parse_cluster_status(EmqxCtl(module, module.params["container"], module.params["docker_cli"])
+                                      .run("cluster", "status"))
+    except (EmqxError, CliOutputError):
+        return view
+    return dict(view, stopped_nodes=sorted(status["stopped_nodes"]))
+
+
+def plugins_message(module, view, names, elapsed):
+    """Why the node does not run its plugins, and where to look."""
+    node, container = module.params["node"], module.params["container"]
+    if "plugins" not in view:
+        return "%s is not running in the cluster seen from %s, so its plugins could not be asked (waited %.0f s)." % (
+            node, where(module), elapsed)
+    return ("%s: plugins not active after %.0f s: %s. EMQX 4.4.4 starts without a plugin it cannot "
+            "configure; check its settings (emqx_plugin_conf_extra) and the node's log%s." % (
+                node, elapsed, ", ".join(names), " (docker logs %s)" % container if container else ""))
+
+
 def main():
     argument_spec = dict(
         source=dict(type="str", choices=["api", "cli", "both"], default="api"),
         expected_nodes=dict(type="list", elements="str"),
         fail_on_mismatch=dict(type="bool", default=True),
+        node=dict(type="str"),
+        expected_plugins=dict(type="list", elements="str"),
     )
     argument_spec.update(api_argument_spec())
     argument_spec.update(cli_argument_spec())
@@ -254,6 +319,7 @@ def main():
             ("source", "cli", ("container",)),
             ("source", "both", ("api_username", "api_password", "container")),
         ],
+        required_by={"expected_plugins": ("node",)},
         supports_check_mode=True,
     )
     expected = module.params["expected_nodes"]
@@ -263,13 +329,24 @@ def main():
             module.fail_json(msg="expected_nodes must be node names written name@host without spaces: %s"
                                  % ", ".join(repr(node) for node in bad))
 
+    plugins = module.params["expected_plugins"]
+    if plugins is not None and module.params["source"] == "cli":
+        module.fail_json(msg="expected_plugins are read through the management API: use source api or both")
+
+    def inactive(view):
+        return sorted(name for name in plugins if not view.get("plugins", {}).get(name)) if plugins else []
+
     read, printed = membership_reader(module)
-    if expected is None:
+    if expected is None and plugins is None:
         view, error, attempts, elapsed = wait_until(read, lambda view: True, 0, 0)
     else:
         view, error, attempts, elapsed = wait_until(
-            read, lambda view: compare(view, expected)["match"],
+            read, lambda view: (expected is None or compare(view, expected)["match"]) and not inactive(view),
             module.params["wait_timeout"], module.params["poll_interval"])
+
+    if (error is None and expected is not None and module.params["source"] == "api" and module.params["container"]
+            and not compare(view, expected)["match"]):
+        view = with_stopped_members(module, view)
 
     result = dict(changed=False, attempts=attempts, elapsed=elapsed)
     if "cli_output" in printed:
@@ -278,13 +355,17 @@ def main():
         waited = " (after %d attempts in %.0f s)" % (attempts, elapsed) if attempts > 1 else ""
         module.fail_json(msg="%s%s" % (error, waited), **result)
 
-    result.update(view)
+    result.update((key, value) for key, value in view.items() if key != "plugins")
     if expected is not None:
         result.update(compare(view, expected))
         result["mismatch"] = "" if result["match"] else "%s (waited %.0f s, %d looks)" % (
             mismatch_message(view, expected, where(module)), elapsed, attempts)
         if not result["match"] and module.params["fail_on_mismatch"]:
             module.fail_json(msg=result["mismatch"], **result)
+    if plugins is not None:
+        result["inactive_plugins"] = inactive(view)
+        if result["inactive_plugins"] and module.params["fail_on_mismatch"]:
+            module.fail_json(msg=plugins_message(module, view, result["inactive_plugins"], elapsed), **result)
     module.exit_json(**result)
 
 

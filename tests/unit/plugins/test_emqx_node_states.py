@@ -20,16 +20,18 @@ def test_a_running_node_with_its_digest_is_left_alone_and_one_with_another_is_pe
     states = node_states([container("emqx1"), container("emqx2", digest="old")], NODES,
                          {"emqx1": "d1", "emqx2": "d1", "emqx3": "d1"})
     assert states["running"] == ["emqx1", "emqx2"] and states["pending"] == ["emqx2"]
+    assert states["changed"] == ["emqx2"]
 
 
 def test_stopped_missing_and_foreign_containers_do_not_run():
     states = node_states([container("emqx1", state="exited"), container("other")], NODES, {"emqx1": "d1"})
-    assert states == {"running": [], "pending": [], "cookie_changed": []}
+    assert states == {"running": [], "pending": [], "changed": [], "cookie_changed": []}
 
 
-def test_restart_all_makes_every_running_node_pending():
-    states = node_states([container("emqx3")], NODES, {"emqx3": "d1"}, restart_all=True)
-    assert states["pending"] == ["emqx3"]
+def test_restart_all_makes_every_running_node_pending_and_says_which_have_other_settings():
+    states = node_states([container("emqx2", digest="old"), container("emqx3")], NODES,
+                         {"emqx2": "d1", "emqx3": "d1"}, restart_all=True)
+    assert states["pending"] == ["emqx2", "emqx3"] and states["changed"] == ["emqx2"]
 
 
 def test_text_instead_of_containers_is_refused():

@@ -116,6 +116,63 @@ def test_both_combines_the_sources(api, docker, run_module):
     assert "running but unhealthy: %s" % B in result["msg"]
 
 
+def test_api_asks_emqx_ctl_once_to_explain_a_mismatch(api, docker, run_module):
+    """The API cannot see a member that is down; emqx_ctl is asked only when the wait ends without a match."""
+    docker.set({"emqx1": up(A), "emqx2": up(B), "emqx3": dict(up(C), state="stopped")})
+    api.nodes = [entry(A), entry(B)]
+    failed, result = run_module(emqx_cluster_info.main, api_args(api, container="emqx1", docker_cli=str(docker.cli),
+                                                                 expected_nodes=[A, B], wait_timeout=0))
+    assert not failed and result["stopped_nodes"] is None and docker.commands() == []
+    failed, result = run_module(emqx_cluster_info.main, api_args(api, container="emqx1", docker_cli=str(docker.cli),
+                                                                 expected_nodes=[A, B, C], wait_timeout=0))
+    assert failed and result["stopped_nodes"] == [C] and "known members that are down: %s" % C in result["msg"]
+    assert docker.commands() == ["cluster status"]
+
+
+def plugins(**active):
+    return [{"type": "feature", "name": name, "description": "", "active": on} for name, on in active.items()]
+
+
+def test_the_wait_ends_once_the_node_runs_its_plugins(api, run_module):
+    """4.4.4 serves the API before every plugin is loaded: membership alone does not end the wait."""
+    api.nodes = [entry(A), entry(B)]
+    api.plugins[A] = [plugins(emqx_management=True, emqx_auth_mnesia=False)] * 2 + [
+        plugins(emqx_management=True, emqx_auth_mnesia=True, emqx_lua_hook=False)]
+    failed, result = run_module(emqx_cluster_info.main, api_args(
+        api, expected_nodes=[A, B], node=A, expected_plugins=["emqx_management", "emqx_auth_mnesia"],
+        poll_interval=0.05))
+    assert not failed and result["match"] is True and result["inactive_plugins"] == []
+    assert result["attempts"] == 3 and "plugins" not in result
+    assert [path for path, _ in api.seen].count("/api/v4/nodes/%s/plugins" % A) == 3
+
+
+def test_a_plugin_that_does_not_start_fails_naming_it(api, run_module):
+    api.nodes = [entry(A)]
+    api.plugins[A] = [plugins(emqx_management=True, emqx_auth_mysql=False)]
+    failed, result = run_module(emqx_cluster_info.main, api_args(
+        api, expected_nodes=[A], node=A, expected_plugins=["emqx_auth_mysql", "emqx_management"],
+        container="emqx", wait_timeout=1, poll_interval=0.3))
+    assert failed and result["match"] is True and result["inactive_plugins"] == ["emqx_auth_mysql"]
+    assert result["msg"].startswith("%s: plugins not active after" % A)
+    assert "emqx_auth_mysql." in result["msg"] and "docker logs emqx" in result["msg"]
+
+
+def test_plugins_are_not_asked_of_a_node_that_is_not_running(api, run_module):
+    api.nodes = [entry(B)]
+    failed, result = run_module(emqx_cluster_info.main, api_args(
+        api, expected_nodes=[A, B], node=A, expected_plugins=["emqx_management"],
+        wait_timeout=0, fail_on_mismatch=False))
+    assert not failed and result["missing_nodes"] == [A] and result["inactive_plugins"] == ["emqx_management"]
+    assert all("plugins" not in path for path, _ in api.seen)
+
+
+def test_plugins_only_through_the_api(docker, run_module):
+    failed, result = run_module(emqx_cluster_info.main, cli_args(docker, node=A, expected_plugins=["emqx_management"]))
+    assert failed and "management API" in result["msg"]
+    failed, result = run_module(emqx_cluster_info.main, cli_args(docker, expected_plugins=["emqx_management"]))
+    assert failed and "node" in result["msg"]
+
+
 @pytest.mark.parametrize(("args", "needs"), [
     ({"source": "api"}, "api_username, api_password"),
     ({"source": "cli"}, "container"),
