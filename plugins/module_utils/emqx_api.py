@@ -142,6 +142,14 @@ class EmqxApi(object):
                            % (self.url, node, data))
         return dict((item["name"], item.get("active") is True) for item in data)
 
+    def listeners(self, node):
+        """The entries of ``GET /api/v4/nodes/<node>/listeners``."""
+        data = self.get("nodes/%s/listeners" % node)
+        if not isinstance(data, list):
+            raise ApiError("envelope", "%s/api/v4/nodes/%s/listeners: expected a list of listeners in data, got %r"
+                           % (self.url, node, data))
+        return data
+
     def _http_error(self, url, exc):
         if exc.code == 401:
             return ApiError(

@@ -56,6 +56,7 @@ options:
   node:
     description:
       - The name (C(name@host)) of the node O(api_url) belongs to. Needed with O(expected_plugins).
+      - When it runs, its listeners are returned too (RV(listeners)), read once the wait is over.
     type: str
   expected_plugins:
     description:
@@ -211,6 +212,16 @@ inactive_plugins:
   type: list
   elements: str
   sample: [emqx_auth_mysql]
+listeners:
+  description:
+    - The listeners of O(node) as 4.4.4's API lists them (C(GET /api/v4/nodes/<node>/listeners)), with
+      C(identifier), C(protocol), C(listen_on), C(acceptors), C(max_conns) and C(current_conns).
+    - What runs: the official image's entrypoint variables override C(emqx.conf).
+  returned: when O(node) is given and runs
+  type: list
+  elements: dict
+  sample: [{identifier: "mqtt:tcp:external", protocol: "mqtt:tcp", listen_on: "0.0.0.0:1883", acceptors: 64,
+            max_conns: 1024000, current_conns: 0}]
 attempts:
   description: How many times the membership was read.
   returned: always
@@ -362,6 +373,12 @@ def main():
             mismatch_message(view, expected, where(module)), elapsed, attempts)
         if not result["match"] and module.params["fail_on_mismatch"]:
             module.fail_json(msg=result["mismatch"], **result)
+    node = module.params["node"]
+    if node and node in view["running_nodes"] and module.params["source"] != "cli":
+        try:
+            result["listeners"] = EmqxApi.from_module_params(module.params).listeners(node)
+        except EmqxError as exc:
+            module.fail_json(msg=str(exc), **result)
     if plugins is not None:
         result["inactive_plugins"] = inactive(view)
         if result["inactive_plugins"] and module.params["fail_on_mismatch"]:

@@ -17,7 +17,8 @@ API_SECRET = "s3cret"
 class ManagementApi(BaseHTTPRequestHandler):
     """Answers server.answer, (status, headers, body) or ("sleep", seconds, body), else
     ``{"code":0,"data":server.nodes}``; ``/api/v4/nodes/<node>/plugins`` gets the next of
-    server.plugins[node] (a list of answers, the last one kept); a request without
+    server.plugins[node] (a list of answers, the last one kept), ``.../listeners``
+    server.listeners[node]; a request without
     API_USER:API_SECRET gets 4.4.4's 401."""
 
     def do_GET(self):  # noqa: N802 (http.server's name)
@@ -27,6 +28,8 @@ class ManagementApi(BaseHTTPRequestHandler):
         if len(parts) == 6 and parts[3] == "nodes" and parts[5] == "plugins":
             answers = self.server.plugins.get(parts[4], [[]])
             data = answers.pop(0) if len(answers) > 1 else answers[0]
+        if len(parts) == 6 and parts[3] == "nodes" and parts[5] == "listeners":
+            data = self.server.listeners.get(parts[4], [])
         answer = self.server.answer or (200, {}, json.dumps({"code": 0, "data": data}).encode())
         status, headers, body = answer
         if status == "sleep":
@@ -53,6 +56,7 @@ def api_server():
     server.answer = None
     server.nodes = []
     server.plugins = {}
+    server.listeners = {}
     server.url = "http://127.0.0.1:%d" % server.server_address[1]
     server.user, server.secret = API_USER, API_SECRET
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)

@@ -146,6 +146,17 @@ def test_the_wait_ends_once_the_node_runs_its_plugins(api, run_module):
     assert [path for path, _ in api.seen].count("/api/v4/nodes/%s/plugins" % A) == 3
 
 
+def test_the_node_s_listeners_are_read_once_the_wait_is_over(api, run_module):
+    """What runs, for the tuning check: the official entrypoint's variables override emqx.conf."""
+    tcp = {"identifier": "mqtt:tcp:external", "protocol": "mqtt:tcp", "listen_on": "0.0.0.0:1883",
+           "acceptors": 16, "max_conns": 1024000, "current_conns": 0}
+    api.nodes, api.listeners[A] = [entry(A, process_available=2097152, max_fds=16384)], [tcp]
+    failed, result = run_module(emqx_cluster_info.main, api_args(api, expected_nodes=[A], node=A))
+    assert not failed and result["listeners"] == [tcp]
+    assert result["nodes"][A]["process_available"] == 2097152 and result["nodes"][A]["max_fds"] == 16384
+    assert [path for path, _ in api.seen].count("/api/v4/nodes/%s/listeners" % A) == 1
+
+
 def test_a_plugin_that_does_not_start_fails_naming_it(api, run_module):
     api.nodes = [entry(A)]
     api.plugins[A] = [plugins(emqx_management=True, emqx_auth_mysql=False)]
