@@ -11,7 +11,16 @@ appears (or after --max-seconds), waits 3 s for messages in flight, and prints o
 
     {"seconds", "published", "acked", "received", "lost_acked": acked but never received,
      "unacked": sent but never acknowledged, "duplicates", "out_of_order", "sub_reconnects",
-     "pub_reconnects", "membership_min", "membership_samples", "membership_seen": {count: samples}}
+     "pub_reconnects", "membership_min", "membership_samples", "membership_seen": {count: samples},
+     "acked_unsubscribed": acked while the subscriber held no subscription,
+     "lost_acked_subscribed": of lost_acked, those acked while it held one}
+
+With clean sessions a message the broker takes while the subscriber is away (its node restarting,
+or its subscription not yet renewed) has nobody to go to, and the publisher's client sends what it
+queued while disconnected as soon as it is back, maybe before the subscriber. So a message counts
+as acked while subscribed when its PUBACK came after the subscriber's SUBACK (the broker routes a
+message before it acknowledges it) and DELIVERED seconds before the subscriber next lost its
+connection; a lost one of those is a message the cluster lost.
 
 membership of a sample is the number of nodes that every node answering it lists as running;
 a sample with no answer counts 0. Used by the molecule operations scenario; bounded in time.
@@ -32,10 +41,13 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 TOPIC = "traffic/numbered"
+DELIVERED = 0.5
 
 
-def client(name, host, port, on_connect, username=None, password=None):
-    """A client that reconnects at once when dropped, counting its (re)connections."""
+def client(name, host, port, on_connect, username=None, password=None, **callbacks):
+    """A client that reconnects at once when dropped, counting its (re)connections.
+
+    callbacks (on_subscribe, on_disconnect...) are set before it connects."""
     result = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="%s-%s" % (name, uuid.uuid4().hex[:8]),
                          protocol=mqtt.MQTTv311, clean_session=True)
     if username:
@@ -49,6 +61,8 @@ def client(name, host, port, on_connect, username=None, password=None):
             on_connect(cl)
 
     result.on_connect = connected
+    for event, callback in callbacks.items():
+        setattr(result, event, callback)
     result.connect_async(host, port, keepalive=10)
     result.loop_start()
     return result, counts
@@ -98,15 +112,33 @@ def main(argv=None):
             received[number] += 1
             arrival_order.append(number)
 
+    # The subscriber's subscriptions, as [SUBACK time, time its connection was lost or None].
+    subscribed = []
+
+    def on_subscribe(_client, _userdata, _mid, _reason_codes, _properties=None):
+        with lock:
+            subscribed.append([time.monotonic(), None])
+
+    def on_disconnect(*_args):
+        with lock:
+            if subscribed and subscribed[-1][1] is None:
+                subscribed[-1][1] = time.monotonic()
+
     subscriber, sub_counts = client("traffic-sub", args.host, args.port, lambda cl: cl.subscribe(TOPIC, qos=1),
-                                    args.username, args.password)
+                                    args.username, args.password,
+                                    on_subscribe=on_subscribe, on_disconnect=on_disconnect)
     subscriber.on_message = on_message
-    acked, sent = set(), {}
+    acked, sent, acked_at = set(), {}, {}
 
     def on_publish(_client, _userdata, mid, _reason_code=None, _properties=None):
         with lock:
             if mid in sent:
-                acked.add(sent.pop(mid))
+                number = sent.pop(mid)
+                acked.add(number)
+                acked_at[number] = time.monotonic()
+
+    def while_subscribed(at):
+        return any(start < at and (end is None or at <= end - DELIVERED) for start, end in subscribed)
 
     publisher, pub_counts = client("traffic-pub", args.host, args.port, lambda cl: None, args.username, args.password)
     publisher.on_publish = on_publish
@@ -117,7 +149,7 @@ def main(argv=None):
         sampler.start()
 
     deadline = time.monotonic() + args.max_seconds
-    while sub_counts["connects"] == 0 and time.monotonic() < deadline:  # subscribe before the first message
+    while not subscribed and time.monotonic() < deadline:  # subscribe before the first message
         time.sleep(0.05)
     time.sleep(0.5)
     started, number = time.monotonic(), 0
@@ -136,6 +168,7 @@ def main(argv=None):
 
     with lock:
         got = set(received)
+        unsubscribed = set(number for number in acked if not while_subscribed(acked_at[number]))
         late = sum(1 for earlier, later in zip(arrival_order, arrival_order[1:]) if later < earlier)
         result = {
             "seconds": round(time.monotonic() - started, 1),
@@ -151,6 +184,8 @@ def main(argv=None):
             "membership_min": min(samples) if samples else None,
             "membership_samples": len(samples),
             "membership_seen": dict(sorted(Counter(samples).items())),
+            "acked_unsubscribed": len(unsubscribed),
+            "lost_acked_subscribed": len(acked - got - unsubscribed),
         }
     print(json.dumps(result))
     return 0
