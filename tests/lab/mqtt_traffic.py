@@ -11,7 +11,9 @@ appears (or after --max-seconds), waits 3 s for messages in flight, and prints o
 
     {"seconds", "published", "acked", "received", "lost_acked": acked but never received,
      "unacked": sent but never acknowledged, "duplicates", "out_of_order", "sub_reconnects",
-     "pub_reconnects", "membership_min", "membership_samples", "membership_seen": {count: samples},
+     "pub_reconnects", "membership_min", "membership_samples", "membership_unanswered",
+     "membership_seen": {count: samples},
+     "membership_low": the first 20 samples below two, with what each API said,
      "acked_unsubscribed": acked while the subscriber held no subscription,
      "lost_acked_subscribed": of lost_acked, those acked while it held one}
 
@@ -23,7 +25,8 @@ message before it acknowledges it) and DELIVERED seconds before the subscriber n
 connection; a lost one of those is a message the cluster lost.
 
 membership of a sample is the number of nodes that every node answering it lists as running;
-a sample with no answer counts 0. Used by the molecule operations scenario; bounded in time.
+membership_min and membership_seen count the samples some API answered (within 2 s), and
+membership_unanswered the others (no node answered: the cluster was down, or the machine too busy). Used by the molecule operations scenario; bounded in time.
 """
 
 from __future__ import annotations
@@ -72,18 +75,35 @@ def running_nodes(url, auth):
     """The nodes an API lists as running, or None when it does not answer."""
     request = urllib.request.Request(url.rstrip("/") + "/api/v4/nodes", headers={"Authorization": auth})
     try:
-        with urllib.request.urlopen(request, timeout=0.8) as answer:
+        with urllib.request.urlopen(request, timeout=2) as answer:
             body = json.load(answer)
     except (OSError, ValueError):
         return None
     return {entry["node"] for entry in body.get("data", []) if entry.get("node_status") == "Running"}
 
 
-def sample_membership(apis, auth, samples, stop):
+def sample_membership(apis, auth, samples, stop, low=None, since=0.0):
+    """Every second, how many nodes every answering API lists as running (the APIs are asked side
+    by side, each given 2 s); None when none answered. A sample below two is also noted in low, with
+    its time (seconds since ``since``) and what each API said."""
     while not stop.is_set():
         started = time.monotonic()
-        views = [view for view in (running_nodes(url, auth) for url in apis) if view is not None]
-        samples.append(len(set.intersection(*views)) if views else 0)
+        answers = dict.fromkeys(apis)
+
+        def ask(url):
+            answers[url] = running_nodes(url, auth)
+
+        askers = [threading.Thread(target=ask, args=(url,), daemon=True) for url in apis]
+        for asker in askers:
+            asker.start()
+        for asker in askers:
+            asker.join()
+        answers = list(answers.items())
+        views = [view for _url, view in answers if view is not None]
+        samples.append(len(set.intersection(*views)) if views else None)
+        if low is not None and (samples[-1] or 0) < 2:
+            low.append({"at": round(started - since, 1),
+                        "views": dict((url, sorted(view) if view is not None else None) for url, view in answers)})
         stop.wait(max(0.0, 1.0 - (time.monotonic() - started)))
 
 
@@ -143,8 +163,9 @@ def main(argv=None):
     publisher, pub_counts = client("traffic-pub", args.host, args.port, lambda cl: None, args.username, args.password)
     publisher.on_publish = on_publish
 
-    samples, stop = [], threading.Event()
-    sampler = threading.Thread(target=sample_membership, args=(args.api, auth, samples, stop), daemon=True)
+    samples, low, stop = [], [], threading.Event()
+    sampler = threading.Thread(target=sample_membership, args=(args.api, auth, samples, stop, low, time.monotonic()),
+                               daemon=True)
     if args.api:
         sampler.start()
 
@@ -168,6 +189,7 @@ def main(argv=None):
 
     with lock:
         got = set(received)
+        answered = [sample for sample in samples if sample is not None]
         unsubscribed = set(number for number in acked if not while_subscribed(acked_at[number]))
         late = sum(1 for earlier, later in zip(arrival_order, arrival_order[1:]) if later < earlier)
         result = {
@@ -181,9 +203,11 @@ def main(argv=None):
             "out_of_order": late,
             "sub_reconnects": max(0, sub_counts["connects"] - 1),
             "pub_reconnects": max(0, pub_counts["connects"] - 1),
-            "membership_min": min(samples) if samples else None,
+            "membership_min": min(answered) if answered else None,
             "membership_samples": len(samples),
-            "membership_seen": dict(sorted(Counter(samples).items())),
+            "membership_unanswered": len(samples) - len(answered),
+            "membership_seen": dict(sorted(Counter(answered).items())),
+            "membership_low": low[:20],
             "acked_unsubscribed": len(unsubscribed),
             "lost_acked_subscribed": len(acked - got - unsubscribed),
         }
