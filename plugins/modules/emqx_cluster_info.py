@@ -216,7 +216,7 @@ listeners:
   description:
     - The listeners of O(node) as 4.4.4's API lists them (C(GET /api/v4/nodes/<node>/listeners)), with
       C(identifier), C(protocol), C(listen_on), C(acceptors), C(max_conns) and C(current_conns).
-    - What runs: the official image's entrypoint variables override C(emqx.conf).
+    - "What runs: the official image's entrypoint variables override C(emqx.conf)."
   returned: when O(node) is given and runs
   type: list
   elements: dict

@@ -143,7 +143,7 @@ def test_the_wait_ends_once_the_node_runs_its_plugins(api, run_module):
         poll_interval=0.05))
     assert not failed and result["match"] is True and result["inactive_plugins"] == []
     assert result["attempts"] == 3 and "plugins" not in result
-    assert [path for path, _ in api.seen].count("/api/v4/nodes/%s/plugins" % A) == 3
+    assert [path for path, _auth in api.seen].count("/api/v4/nodes/%s/plugins" % A) == 3
 
 
 def test_the_node_s_listeners_are_read_once_the_wait_is_over(api, run_module):
@@ -154,7 +154,7 @@ def test_the_node_s_listeners_are_read_once_the_wait_is_over(api, run_module):
     failed, result = run_module(emqx_cluster_info.main, api_args(api, expected_nodes=[A], node=A))
     assert not failed and result["listeners"] == [tcp]
     assert result["nodes"][A]["process_available"] == 2097152 and result["nodes"][A]["max_fds"] == 16384
-    assert [path for path, _ in api.seen].count("/api/v4/nodes/%s/listeners" % A) == 1
+    assert [path for path, _auth in api.seen].count("/api/v4/nodes/%s/listeners" % A) == 1
 
 
 def test_a_plugin_that_does_not_start_fails_naming_it(api, run_module):
@@ -174,7 +174,7 @@ def test_plugins_are_not_asked_of_a_node_that_is_not_running(api, run_module):
         api, expected_nodes=[A, B], node=A, expected_plugins=["emqx_management"],
         wait_timeout=0, fail_on_mismatch=False))
     assert not failed and result["missing_nodes"] == [A] and result["inactive_plugins"] == ["emqx_management"]
-    assert all("plugins" not in path for path, _ in api.seen)
+    assert all("plugins" not in path for path, _auth in api.seen)
 
 
 def test_plugins_only_through_the_api(docker, run_module):
