@@ -77,9 +77,10 @@ def node_states(containers, nodes, digests, restart_all=False, cookie=None):
             continue
         labels = container.get("Labels") or {}
         running.append(node["name"])
-        if labels.get(DIGEST_LABEL) != digests.get(node["name"]):
+        differs = labels.get(DIGEST_LABEL) != digests.get(node["name"])
+        if differs:
             changed.append(node["name"])
-        if restart_all or labels.get(DIGEST_LABEL) != digests.get(node["name"]):
+        if restart_all or differs:
             pending.append(node["name"])
         # Containers made before the label was there say nothing about their cookie.
         if cookie is not None and labels.get(COOKIE_LABEL, cookie) != cookie:

@@ -255,15 +255,15 @@ from ansible_collections.mqttaction.emqx.plugins.module_utils.emqx_membership im
 )
 
 
-def membership_reader(module):
-    """A function that reads one view from the chosen source, and what it last printed.
+def membership_reader(module, api):
+    """A function that reads one view from the chosen source (api: an EmqxApi, or None for the cli
+    source), and what it last printed.
 
     With expected_plugins, a view in which the asked node runs also holds its
     plugins (name to active).
     """
     source = module.params["source"]
     node, plugins = module.params["node"], module.params["expected_plugins"]
-    api = EmqxApi.from_module_params(module.params) if source != "cli" else None
     ctl = EmqxCtl(module, module.params["container"], module.params["docker_cli"]) if source != "api" else None
     printed = {}
 
@@ -347,7 +347,8 @@ def main():
     def inactive(view):
         return sorted(name for name in plugins if not view.get("plugins", {}).get(name)) if plugins else []
 
-    read, printed = membership_reader(module)
+    api = EmqxApi.from_module_params(module.params) if module.params["source"] != "cli" else None
+    read, printed = membership_reader(module, api)
     if expected is None and plugins is None:
         view, error, attempts, elapsed = wait_until(read, lambda view: True, 0, 0)
     else:
@@ -374,9 +375,9 @@ def main():
         if not result["match"] and module.params["fail_on_mismatch"]:
             module.fail_json(msg=result["mismatch"], **result)
     node = module.params["node"]
-    if node and node in view["running_nodes"] and module.params["source"] != "cli":
+    if node and node in view["running_nodes"] and api is not None:
         try:
-            result["listeners"] = EmqxApi.from_module_params(module.params).listeners(node)
+            result["listeners"] = api.listeners(node)
         except EmqxError as exc:
             module.fail_json(msg=str(exc), **result)
     if plugins is not None:
